@@ -1,0 +1,109 @@
+"""Custom actions on an action server: the request we send and what we do with the answer.
+
+This is the Rasa Core action-server protocol. The HTTP call itself is injected (an
+``ActionServerClient``), so this module does no I/O: the server passes a client made with treq,
+tests pass a plain function.
+"""
+
+import logging
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import coreactors
+from coreactors.actions.action import Action, ActionExecutionRejection
+from coreactors.actions.dispatcher import Dispatcher
+from coreactors.dialogue.domain import Domain
+from coreactors.dialogue.events import Event, InvalidEvent, event_from_dict
+from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
+
+logger = logging.getLogger(__name__)
+
+# Posts the JSON payload to the action server; returns (HTTP status, parsed JSON body or None).
+# Raises any exception when the server cannot be reached or does not answer in time.
+ActionServerClient = Callable[[Dict[str, Any]], Tuple[int, Any]]
+
+
+class ActionFailed(Exception):
+    """A custom action could not run; its events are lost and the turn goes on."""
+
+
+class RemoteAction(Action):
+    """An action that runs on the action server of ``endpoints.yml``."""
+
+    def __init__(self, name: str, client: Optional[ActionServerClient]) -> None:
+        super().__init__(name)
+        self.client = client
+
+    def request_payload(self, tracker: DialogueStateTracker, domain: Domain) -> Dict[str, Any]:
+        return {
+            "next_action": self.name(),
+            "sender_id": tracker.sender_id,
+            "tracker": tracker.current_state(EventVerbosity.ALL),
+            "domain": domain.as_dict(),
+            "version": coreactors.RASA_CORE_VERSION,
+        }
+
+    def run(self, dispatcher: Dispatcher, tracker: DialogueStateTracker, domain: Domain
+            ) -> List[Event]:
+        if self.client is None:
+            raise ActionFailed(
+                "The model predicted the custom action '{}', but you didn't configure an "
+                "endpoint to run this custom action. Please take a look at the docs and set an "
+                "endpoint configuration in your endpoints.yml ('action_endpoint').".format(
+                    self.name()))
+        try:
+            status, body = self.client(self.request_payload(tracker, domain))
+        except Exception as e:  # the client's failure, whatever it is, fails this action only
+            raise ActionFailed("Failed to execute custom action '{}': the action server could "
+                               "not be reached ({}).".format(self.name(), e))
+        if status == 400 and isinstance(body, dict) and "action_name" in body:
+            raise ActionExecutionRejection(str(body["action_name"]), body.get("error"))
+        if not 200 <= status < 300:
+            raise ActionFailed("Failed to execute custom action '{}': the action server "
+                               "answered {}.".format(self.name(), status))
+        events, responses = parse_response(body)
+        for response in responses:
+            send_response(dispatcher, response, tracker, domain)
+        return events
+
+
+def parse_response(body: Any) -> Tuple[List[Event], List[Dict[str, Any]]]:
+    """Checks an action server's answer: ``{"events": [...], "responses": [...]}``."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise ActionFailed("The action server's answer must be a JSON object.")
+    raw_events = body.get("events") or []
+    responses = body.get("responses") or []
+    if not isinstance(raw_events, list) or not isinstance(responses, list):
+        raise ActionFailed("The action server's 'events' and 'responses' must be lists.")
+    if not all(isinstance(r, dict) for r in responses):
+        raise ActionFailed("Every item of the action server's 'responses' must be an object.")
+    events = []
+    for item in raw_events:
+        if isinstance(item, dict) and "event" not in item:
+            continue  # Rasa skips items without a type, so action servers may send them
+        try:
+            events.append(event_from_dict(item))
+        except InvalidEvent as e:
+            raise ActionFailed("The action server sent a bad event: {}".format(e))
+    return events, responses
+
+
+def send_response(dispatcher: Dispatcher, response: Dict[str, Any],
+                  tracker: DialogueStateTracker, domain: Domain) -> None:
+    """Sends one item of ``responses``: a ``template`` to render, or a message as it is."""
+    response = dict(response)
+    draft: Dict[str, Any] = {}
+    if "template" in response:
+        name = response.pop("template")
+        rendered = dispatcher.nlg.generate(str(name), tracker.current_slot_values(), **response)
+        if rendered is None:
+            logger.warning("The action server asked for the template '%s', which the domain "
+                           "does not have.", name)
+            return
+        draft = rendered
+    buttons = response.pop("buttons", None)
+    if buttons:
+        draft["buttons"] = list(draft.get("buttons") or []) + list(buttons)
+    draft.update(response)
+    dispatcher.utter_response(draft)

@@ -1,0 +1,48 @@
+"""Templates (responses): choosing a variant and filling in ``{slot}`` values.
+
+This is the natural language generator of the domain's ``templates``. A variant is picked at
+random with the generator's own random source, so tests can seed it.
+"""
+
+import copy
+import logging
+import random
+from typing import Any, Dict, List, Optional
+
+logger = logging.getLogger(__name__)
+
+
+def fill_template(template: Dict[str, Any], values: Dict[str, Any]) -> Dict[str, Any]:
+    """Fills ``{name}`` placeholders of the template's text; unknown names leave it unfilled."""
+    text = template.get("text")
+    if not values or not isinstance(text, str) or "{" not in text:
+        return template
+    filled = dict(template)
+    try:
+        filled["text"] = text.format(**values)
+    except (KeyError, IndexError, ValueError, AttributeError) as e:
+        logger.warning("Could not fill the template text %r: %s (left unfilled).", text, e)
+    return filled
+
+
+class TemplatedNaturalLanguageGenerator:
+    """Renders the domain's templates."""
+
+    def __init__(self, templates: Dict[str, List[Dict[str, Any]]],
+                 rng: Optional[random.Random] = None) -> None:
+        self.templates = templates
+        self.rng = rng or random.Random()
+
+    def has_template(self, name: str) -> bool:
+        return name in self.templates
+
+    def generate(self, name: str, slot_values: Dict[str, Any], **kwargs: Any
+                 ) -> Optional[Dict[str, Any]]:
+        """A rendered variant of the template, or None if there is no such template."""
+        variants = self.templates.get(name)
+        if not variants:
+            return None
+        chosen = variants[self.rng.randrange(len(variants))] if len(variants) > 1 else variants[0]
+        values = dict(slot_values)
+        values.update(kwargs)
+        return copy.deepcopy(fill_template(chosen, values))

@@ -1,0 +1,350 @@
+"""The dialogue state tracker: one conversation's events and the state they add up to.
+
+The tracker changes only through events (``update``). It keeps, as it goes, the history of
+states that policies featurize, so predicting in a long conversation costs the same as in a
+short one. Reverting events (rewind, undo) rebuilds the state by replaying the applied events.
+"""
+
+import enum
+import logging
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Type
+
+from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain
+from coreactors.dialogue.events import (
+    ActionExecuted, ActionReverted, BotUttered, Event, Form, Restarted, UserUttered,
+    UserUtteranceReverted, events_from_dicts)
+
+logger = logging.getLogger(__name__)
+
+# A state is the set of (feature name, value) pairs of one moment of the conversation.
+State = FrozenSet[Tuple[str, float]]
+
+DEFAULT_SENDER_ID = "default"
+
+
+class EventVerbosity(enum.Enum):
+    """Which events ``current_state`` includes."""
+
+    NONE = 1
+    APPLIED = 2
+    AFTER_RESTART = 3
+    ALL = 4
+
+    @classmethod
+    def from_name(cls, name: str) -> "EventVerbosity":
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            raise ValueError("Invalid event verbosity '{}' (one of {}).".format(
+                name, ", ".join(v.name for v in cls)))
+
+
+def _empty_parse_data() -> Dict[str, Any]:
+    return {"intent": {}, "entities": [], "text": None}
+
+
+class DialogueStateTracker:
+    """One conversation: its events and its current state."""
+
+    def __init__(self, sender_id: str, domain: Domain) -> None:
+        self.sender_id = sender_id
+        self.domain = domain
+        self.events: List[Event] = []
+        self.slots = domain.fresh_slots()
+        self._replaying = False
+        self._reset()
+
+    # ----------------------------------------------------------------- building
+
+    @classmethod
+    def from_events(cls, sender_id: str, events: List[Event], domain: Domain
+                    ) -> "DialogueStateTracker":
+        tracker = cls(sender_id, domain)
+        for event in events:
+            tracker.update(event)
+        return tracker
+
+    @classmethod
+    def from_dicts(cls, sender_id: str, event_dicts: Any, domain: Domain
+                   ) -> "DialogueStateTracker":
+        """Rebuilds a tracker from JSON events; raises ``InvalidEvent`` before changing anything."""
+        return cls.from_events(sender_id, events_from_dicts(event_dicts), domain)
+
+    def update(self, event: Event) -> None:
+        """Logs the event and applies it."""
+        if not isinstance(event, Event):
+            raise TypeError("Can only log events, got {!r}.".format(event))
+        self.events.append(event)
+        self._apply(event)
+
+    def update_many(self, events: List[Event]) -> None:
+        for event in events:
+            self.update(event)
+
+    def copy(self) -> "DialogueStateTracker":
+        return self.travel_back_in_time(float("inf"))
+
+    def init_copy(self) -> "DialogueStateTracker":
+        return DialogueStateTracker(self.sender_id, self.domain)
+
+    def travel_back_in_time(self, target_time: float) -> "DialogueStateTracker":
+        """The tracker as it was at ``target_time``: events up to the first later one.
+
+        Unlike Rasa Core, the copy keeps this conversation's sender id.
+        """
+        tracker = self.init_copy()
+        for event in self.events:
+            if event.timestamp > target_time:
+                break
+            tracker.update(event)
+        return tracker
+
+    def with_domain(self, domain: Domain) -> "DialogueStateTracker":
+        """The same conversation read with another domain (a new model's slots)."""
+        return DialogueStateTracker.from_events(self.sender_id, self.events, domain)
+
+    # ----------------------------------------------------------------- state changes
+
+    def _apply(self, event: Event) -> None:
+        if isinstance(event, ActionExecuted):
+            self._record_state_before(event)
+        event.apply_to(self)
+        if isinstance(event, Form):
+            self._on_form_event(event)
+
+    def _reset(self) -> None:
+        """Back to the initial state; events are kept."""
+        self._reset_slots()
+        self.paused = False
+        self.latest_action_name: Optional[str] = None
+        self.latest_message = UserUttered.empty()
+        self.latest_bot_utterance = BotUttered.empty()
+        self.followup_action: Optional[str] = ACTION_LISTEN_NAME
+        self.active_form: Dict[str, Any] = {}
+        # What policies see (see _record_state_before).
+        self._states: List[State] = []
+        self._actions: List[Tuple[str, bool]] = []
+        self._held: List[Tuple[State, Tuple[str, bool]]] = []
+        self._feature_message = self.latest_message
+        self._message_before_form = self.latest_message
+        self._last_non_listen_action: Optional[str] = None
+
+    def _reset_slots(self) -> None:
+        for slot in self.slots.values():
+            slot.reset()
+
+    def _set_slot(self, name: str, value: Any) -> None:
+        slot = self.slots.get(name)
+        if slot is None:
+            logger.debug("Tried to set the slot '%s', which the domain does not define.", name)
+            return
+        slot.value = value
+
+    def _on_user_uttered(self, event: UserUttered) -> None:
+        self.latest_message = event
+        self.followup_action = None
+        self._feature_message = event
+        if not self.active_form.get("name"):
+            self._message_before_form = event
+
+    def _on_action_executed(self, action_name: str) -> None:
+        if self.active_form.get("name"):
+            self.active_form["validate"] = True
+            if action_name == self.active_form["name"]:
+                self.active_form["rejected"] = False
+        self.latest_action_name = action_name
+        self.followup_action = None
+        if action_name != ACTION_LISTEN_NAME:
+            self._last_non_listen_action = action_name
+
+    def _change_form_to(self, name: Optional[str]) -> None:
+        if name is not None:
+            self.active_form = {"name": name, "validate": True, "rejected": False}
+        else:
+            self.active_form = {}
+
+    def _on_form_event(self, event: Form) -> None:
+        # Policies see the form's turns as one step: the message that started the form.
+        self._feature_message = self._message_before_form
+        if event.name is None:
+            self._held = []
+
+    def _replay_applied(self) -> None:
+        """Rebuilds the state from the applied events (after a rewind or an undo)."""
+        if self._replaying:
+            return
+        self._replaying = True
+        try:
+            self._reset()
+            for event in self.applied_events():
+                self._apply(event)
+        finally:
+            self._replaying = False
+
+    # ----------------------------------------------------------------- states for policies
+
+    def _current_state(self) -> State:
+        return frozenset(self.domain.state_of(
+            self._feature_message.parse_data, self.slots, self.latest_action_name,
+            self.active_form.get("name"), binary=True).items())
+
+    def _record_state_before(self, event: ActionExecuted) -> None:
+        """Records the state an action was chosen in, as policies are meant to see it.
+
+        While a form is active, the turns the form handled itself (it asked, the user answered,
+        the form took the answer) are left out: stories do not spell them out, so the history
+        after a form looks the same whether the form took one turn or ten. Turns the form did
+        not handle (an interruption, a rejection) are kept.
+        """
+        action_name = event.action_name
+        entry = (self._current_state(), (action_name, not event.unpredictable))
+        form = self.active_form.get("name")
+        if not form:
+            self._emit([entry])
+        elif self.active_form.get("rejected"):
+            self._emit(self._held + [entry])
+        elif (action_name == form and self.latest_action_name == ACTION_LISTEN_NAME
+              and self._last_non_listen_action == form):
+            self._held = []
+        elif action_name == ACTION_LISTEN_NAME:
+            self._held.append(entry)
+        else:
+            self._emit(self._held + [entry])
+
+    def _emit(self, entries: List[Tuple[State, Tuple[str, bool]]]) -> None:
+        for state, action in entries:
+            self._states.append(state)
+            self._actions.append(action)
+        self._held = []
+
+    def _form_turn_open(self) -> bool:
+        form = self.active_form.get("name")
+        return bool(form and not self.active_form.get("rejected")
+                    and self.latest_action_name in (ACTION_LISTEN_NAME, form))
+
+    def past_states(self) -> List[State]:
+        """The states before each action, plus the current state where policies should see it."""
+        if self._form_turn_open():
+            # A form turn whose outcome is still open: the form policy decides it.
+            return list(self._states)
+        return self._states + [s for s, _ in self._held] + [self._current_state()]
+
+    def last_states(self, n: int) -> List[State]:
+        """The last ``n`` past states, without copying the whole history."""
+        if n <= 0:
+            return []
+        if self._form_turn_open():
+            return self._states[-n:]
+        tail = [s for s, _ in self._held] + [self._current_state()]
+        missing = n - len(tail)
+        return (self._states[-missing:] + tail) if missing > 0 else tail[-n:]
+
+    def training_examples(self) -> Tuple[List[State], List[Tuple[str, bool]]]:
+        """The recorded states and, for each, the action taken in it and whether a policy
+        should learn it (a bot-first story opening is not predictable)."""
+        return list(self._states), list(self._actions)
+
+    # ----------------------------------------------------------------- queries
+
+    def applied_events(self) -> List[Event]:
+        """The events that still count: nothing before the last restart, nothing reverted."""
+        applied: List[Event] = []
+        for event in self.events:
+            if isinstance(event, Restarted):
+                applied = []
+            elif isinstance(event, ActionReverted):
+                _undo_till(ActionExecuted, applied)
+            elif isinstance(event, UserUtteranceReverted):
+                _undo_till(UserUttered, applied)
+                _undo_till(ActionExecuted, applied)
+            else:
+                applied.append(event)
+        return applied
+
+    def idx_after_latest_restart(self) -> int:
+        for i in range(len(self.events) - 1, -1, -1):
+            if isinstance(self.events[i], Restarted):
+                return i + 1
+        return 0
+
+    def events_after_latest_restart(self) -> List[Event]:
+        return self.events[self.idx_after_latest_restart():]
+
+    def get_slot(self, name: str) -> Any:
+        slot = self.slots.get(name)
+        return slot.value if slot is not None else None
+
+    def current_slot_values(self) -> Dict[str, Any]:
+        return {name: slot.value for name, slot in self.slots.items()}
+
+    def get_latest_entity_values(self, entity_type: str) -> Iterator[Any]:
+        return (e.get("value") for e in self.latest_message.entities
+                if e.get("entity") == entity_type)
+
+    def get_last_event_for(self, event_type: Type[Event],
+                           action_names_to_exclude: Optional[List[str]] = None,
+                           skip: int = 0) -> Optional[Event]:
+        excluded = set(action_names_to_exclude or ())
+        for event in reversed(self.applied_events()):
+            if not isinstance(event, event_type):
+                continue
+            if isinstance(event, ActionExecuted) and event.action_name in excluded:
+                continue
+            if skip:
+                skip -= 1
+                continue
+            return event
+        return None
+
+    def last_executed_action_has(self, name: str, skip: int = 0) -> bool:
+        last = self.get_last_event_for(ActionExecuted, [ACTION_LISTEN_NAME], skip)
+        return isinstance(last, ActionExecuted) and last.action_name == name
+
+    def latest_input_channel(self) -> Optional[str]:
+        for event in reversed(self.events):
+            if isinstance(event, UserUttered):
+                return event.input_channel
+        return None
+
+    def current_state(self, verbosity: EventVerbosity = EventVerbosity.NONE) -> Dict[str, Any]:
+        """The tracker as JSON, with the events the verbosity asks for."""
+        if verbosity == EventVerbosity.ALL:
+            events: Optional[List[Dict[str, Any]]] = [e.as_dict() for e in self.events]
+        elif verbosity == EventVerbosity.AFTER_RESTART:
+            events = [e.as_dict() for e in self.events_after_latest_restart()]
+        elif verbosity == EventVerbosity.APPLIED:
+            events = [e.as_dict() for e in self.applied_events()]
+        else:
+            events = None
+        return {
+            "sender_id": self.sender_id,
+            "slots": self.current_slot_values(),
+            "latest_message": self.latest_message.parse_data,
+            "latest_event_time": self.events[-1].timestamp if self.events else None,
+            "followup_action": self.followup_action,
+            "paused": self.paused,
+            "events": events,
+            "latest_input_channel": self.latest_input_channel(),
+            "active_form": dict(self.active_form),
+            "latest_action_name": self.latest_action_name,
+        }
+
+    def export_stories(self, e2e: bool = False) -> str:
+        """The conversation as a story in Rasa's markdown."""
+        from coreactors.dialogue.stories import story_from_events
+        return story_from_events(self.applied_events(), self.sender_id, e2e)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, DialogueStateTracker) and other.sender_id == self.sender_id
+                and other.events == self.events)
+
+    def __repr__(self) -> str:
+        return "<DialogueStateTracker {} ({} events)>".format(self.sender_id, len(self.events))
+
+
+def _undo_till(event_type: Type[Event], applied: List[Event]) -> None:
+    """Pops events until one of ``event_type`` has been popped (or nothing is left)."""
+    while applied:
+        event = applied.pop()
+        if isinstance(event, event_type):
+            break

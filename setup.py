@@ -1,0 +1,24 @@
+"""Packaging for coreactors: the library, the `coreactors` console script and the twistd plugin."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="coreactors",
+    version="0.1.0",
+    description="A dialogue server that speaks the Rasa Core 0.12 HTTP API, built as an actor system.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["coreactors", "coreactors.*"]),
+    package_data={"coreactors": ["data/default_bot/*", "data/*.yml"]},
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.21",
+        "pyyaml>=5.4",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+    },
+    entry_points={"console_scripts": ["coreactors=coreactors.cli:main"]},
+    zip_safe=False,
+)
