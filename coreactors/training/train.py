@@ -67,19 +67,31 @@ class ProgressBar:
     def __init__(self, stream=sys.stderr) -> None:
         self.stream = stream
         self.started = time.time()
+        self.last_line: Optional[str] = None
 
     def __call__(self, epoch: int, epochs: int, loss: float, accuracy: float) -> None:
-        width = 30
-        done = int(width * epoch / max(epochs, 1))
-        self.stream.write("\rNeuralPolicy epoch {:>4}/{:<4} [{}{}] loss {:.4f} acc {:.3f} "
-                          "({:.1f} s)".format(epoch, epochs, "#" * done, "." * (width - done),
-                                              loss, accuracy, time.time() - self.started))
-        if epoch >= epochs:
-            self.stream.write("\n")
+        line = "NeuralPolicy epoch {:>4}/{:<4} loss {:.4f} acc {:.3f} ({:.1f} s)".format(
+            epoch, epochs, loss, accuracy, time.time() - self.started)
+        self.last_line = line
+        if self.stream.isatty():
+            width = 30
+            done = int(width * epoch / max(epochs, 1))
+            self.stream.write("\r{} [{}{}]".format(line, "#" * done, "." * (width - done)))
+            if epoch >= epochs:
+                self.stream.write("\n")
+        elif epoch == 1 or epoch % 10 == 0 or epoch >= epochs:
+            # Logs and CI: a line now and then rather than a carriage-return animation.
+            self.stream.write(line + "\n")
+            self.last_line = None
         self.stream.flush()
 
     def finish(self) -> None:
-        self.stream.write("\n")
+        """Ends the display (training may stop early, before the last epoch)."""
+        if self.stream.isatty():
+            self.stream.write("\n")
+        elif self.last_line:
+            self.stream.write(self.last_line + " (stopped early: converged)\n")
+        self.last_line = None
         self.stream.flush()
 
 
@@ -103,6 +115,8 @@ def run_core_training(args: argparse.Namespace) -> int:
     started = time.time()
     model = train_dialogue_model(args.domain, args.stories, args.out, args.config,
                                  args.augmentation, progress, args.dump_stories)
+    if progress is not None:
+        progress.finish()
     if not args.quiet:
         print("Trained the dialogue model in {:.1f} s: {} (fingerprint {})".format(
             time.time() - started, args.out, model.fingerprint))
