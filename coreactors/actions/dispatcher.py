@@ -67,9 +67,10 @@ class Dispatcher:
     def utter_button_message(self, text: str, buttons: List[Dict[str, Any]]) -> None:
         self.utter_response({"text": text, "buttons": buttons})
 
-    def utter_template(self, name: str, slot_values: Dict[str, Any], **kwargs: Any) -> bool:
+    def utter_template(self, template_name: str, slot_values: Dict[str, Any], /,
+                       **kwargs: Any) -> bool:
         """Renders and sends a template; False if the domain has no such template."""
-        rendered = self.nlg.generate(name, slot_values, **kwargs)
+        rendered = self.nlg.generate(template_name, slot_values, **kwargs)
         if rendered is None:
             return False
         self.utter_response(rendered)

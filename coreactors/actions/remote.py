@@ -60,24 +60,30 @@ class RemoteAction(Action):
         if not 200 <= status < 300:
             raise ActionFailed("Failed to execute custom action '{}': the action server "
                                "answered {}.".format(self.name(), status))
-        events, responses = parse_response(body)
-        for response in responses:
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise ActionFailed("The action server's answer must be a JSON object.")
+        # As in Rasa, the messages go out before the events are read: a bad event loses the
+        # action's events, not what it already said.
+        for response in parse_responses(body):
             send_response(dispatcher, response, tracker, domain)
-        return events
+        return parse_events(body)
 
 
-def parse_response(body: Any) -> Tuple[List[Event], List[Dict[str, Any]]]:
-    """Checks an action server's answer: ``{"events": [...], "responses": [...]}``."""
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise ActionFailed("The action server's answer must be a JSON object.")
-    raw_events = body.get("events") or []
+def parse_responses(body: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The ``responses`` of an action server's answer, checked."""
     responses = body.get("responses") or []
-    if not isinstance(raw_events, list) or not isinstance(responses, list):
-        raise ActionFailed("The action server's 'events' and 'responses' must be lists.")
-    if not all(isinstance(r, dict) for r in responses):
-        raise ActionFailed("Every item of the action server's 'responses' must be an object.")
+    if not isinstance(responses, list) or not all(isinstance(r, dict) for r in responses):
+        raise ActionFailed("The action server's 'responses' must be a list of objects.")
+    return responses
+
+
+def parse_events(body: Dict[str, Any]) -> List[Event]:
+    """The ``events`` of an action server's answer, as events."""
+    raw_events = body.get("events") or []
+    if not isinstance(raw_events, list):
+        raise ActionFailed("The action server's 'events' must be a list.")
     events = []
     for item in raw_events:
         if isinstance(item, dict) and "event" not in item:
@@ -86,7 +92,7 @@ def parse_response(body: Any) -> Tuple[List[Event], List[Dict[str, Any]]]:
             events.append(event_from_dict(item))
         except InvalidEvent as e:
             raise ActionFailed("The action server sent a bad event: {}".format(e))
-    return events, responses
+    return events
 
 
 def send_response(dispatcher: Dispatcher, response: Dict[str, Any],

@@ -317,10 +317,10 @@ def _intent_properties(intents: List[Any], source: str) -> Dict[str, Dict[str, A
             props[item] = {"use_entities": True}
             continue
         name, value = next(iter(item.items()))
+        if value is not None and not isinstance(value, dict):
+            raise InvalidDomain("{}: the properties of intent '{}' must be a mapping (such as "
+                                "'use_entities: false'), got {!r}.".format(source, name, value))
         value = dict(value or {})
-        if not isinstance(value, dict):
-            raise InvalidDomain("{}: properties of intent '{}' must be a mapping.".format(
-                source, name))
         if "use_entities" in value and not isinstance(value["use_entities"], bool):
             raise InvalidDomain("{}: 'intents.{}.use_entities' must be true or false.".format(
                 source, name))

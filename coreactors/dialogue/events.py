@@ -42,6 +42,13 @@ def _require(parameters: Dict[str, Any], key: str, kind: Any, event_type: str,
     return value
 
 
+def _optional_text(parameters: Dict[str, Any], event_type: str) -> Optional[str]:
+    text = parameters.get("text")
+    if text is not None and not isinstance(text, str):
+        raise InvalidEvent("Field 'text' of event '{}' must be a string.".format(event_type))
+    return text
+
+
 def _timestamp(parameters: Dict[str, Any], event_type: str) -> Optional[float]:
     value = parameters.get("timestamp")
     if value is None:
@@ -49,6 +56,21 @@ def _timestamp(parameters: Dict[str, Any], event_type: str) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidEvent("Field 'timestamp' of event '{}' must be a number.".format(event_type))
     return float(value)
+
+
+def _action_fields(parameters: Dict[str, Any], event_type: str
+                   ) -> "tuple[str, Optional[str], Optional[float]]":
+    """``name``, ``policy`` and ``confidence`` of an action-like event, type-checked."""
+    name = _require(parameters, "name", str, event_type)
+    policy = parameters.get("policy")
+    if policy is not None and not isinstance(policy, str):
+        raise InvalidEvent("Field 'policy' of event '{}' must be a string.".format(event_type))
+    confidence = parameters.get("confidence")
+    if confidence is not None and (isinstance(confidence, bool)
+                                   or not isinstance(confidence, (int, float))):
+        raise InvalidEvent("Field 'confidence' of event '{}' must be a number.".format(
+            event_type))
+    return name, policy, confidence
 
 
 class Event:
@@ -136,9 +158,7 @@ class UserUttered(Event):
     @classmethod
     def _from_parameters(cls, parameters: Dict[str, Any]) -> "UserUttered":
         parse_data = _require(parameters, "parse_data", dict, cls.type_name, optional=True)
-        text = parameters.get("text")
-        if text is not None and not isinstance(text, str):
-            raise InvalidEvent("Field 'text' of event 'user' must be a string.")
+        text = _optional_text(parameters, cls.type_name)
         if parse_data is None:
             # Rasa Core crashed here (a 500); a user event without parse data has no intent.
             parse_data = {"intent": {}, "entities": [], "text": text}
@@ -198,10 +218,8 @@ class BotUttered(Event):
 
     @classmethod
     def _from_parameters(cls, parameters: Dict[str, Any]) -> "BotUttered":
-        text = parameters.get("text")
-        if text is not None and not isinstance(text, str):
-            raise InvalidEvent("Field 'text' of event 'bot' must be a string.")
-        return cls(text, parameters.get("data"), _timestamp(parameters, cls.type_name))
+        return cls(_optional_text(parameters, cls.type_name), parameters.get("data"),
+                   _timestamp(parameters, cls.type_name))
 
     def _key(self) -> tuple:
         return (self.text, _hashable(self.data))
@@ -228,7 +246,7 @@ class AgentUttered(Event):
 
     @classmethod
     def _from_parameters(cls, parameters: Dict[str, Any]) -> "AgentUttered":
-        return cls(parameters.get("text"), parameters.get("data"),
+        return cls(_optional_text(parameters, cls.type_name), parameters.get("data"),
                    _timestamp(parameters, cls.type_name))
 
     def _key(self) -> tuple:
@@ -446,14 +464,7 @@ class ActionExecuted(Event):
 
     @classmethod
     def _from_parameters(cls, parameters: Dict[str, Any]) -> "ActionExecuted":
-        name = _require(parameters, "name", str, cls.type_name)
-        policy = parameters.get("policy")
-        if policy is not None and not isinstance(policy, str):
-            raise InvalidEvent("Field 'policy' of event 'action' must be a string.")
-        confidence = parameters.get("confidence")
-        if confidence is not None and (isinstance(confidence, bool)
-                                       or not isinstance(confidence, (int, float))):
-            raise InvalidEvent("Field 'confidence' of event 'action' must be a number.")
+        name, policy, confidence = _action_fields(parameters, cls.type_name)
         return cls(name, policy, confidence, _timestamp(parameters, cls.type_name))
 
     def _key(self) -> tuple:
@@ -544,8 +555,8 @@ class ActionExecutionRejected(Event):
 
     @classmethod
     def _from_parameters(cls, parameters: Dict[str, Any]) -> "ActionExecutionRejected":
-        return cls(_require(parameters, "name", str, cls.type_name), parameters.get("policy"),
-                   parameters.get("confidence"), _timestamp(parameters, cls.type_name))
+        name, policy, confidence = _action_fields(parameters, cls.type_name)
+        return cls(name, policy, confidence, _timestamp(parameters, cls.type_name))
 
     def _key(self) -> tuple:
         return (self.action_name, self.policy, self.confidence)

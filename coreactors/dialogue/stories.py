@@ -80,13 +80,16 @@ class _Builder:
         self.counter = counter
         self.steps: List[StoryStep] = []
         self.current: List[StoryStep] = [StoryStep(name)]
+        self.has_events = False
 
     def _generated(self, kind: str) -> str:
         self.counter[0] += 1
         return "{}{}_{}".format(GENERATED_PREFIX, kind, self.counter[0])
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
-        if all(not s.events for s in self.current):
+        # Before the block's first event a checkpoint is where it starts; after, where it ends
+        # (also right after an OR, whose branches join in an empty step).
+        if not self.has_events:
             for step in self.current:
                 step.start_checkpoints.append(checkpoint)
         else:
@@ -102,11 +105,13 @@ class _Builder:
 
     def add_events(self, events: List[Event]) -> None:
         self._start_new_if_ended()
+        self.has_events = True
         for step in self.current:
             step.events.extend(events)
 
     def add_user_alternatives(self, messages: List[UserUttered]) -> None:
         self._start_new_if_ended()
+        self.has_events = True
         if len(messages) == 1:
             for step in self.current:
                 step.events.append(messages[0])

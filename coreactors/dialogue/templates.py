@@ -20,7 +20,7 @@ def fill_template(template: Dict[str, Any], values: Dict[str, Any]) -> Dict[str,
     filled = dict(template)
     try:
         filled["text"] = text.format(**values)
-    except (KeyError, IndexError, ValueError, AttributeError) as e:
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:
         logger.warning("Could not fill the template text %r: %s (left unfilled).", text, e)
     return filled
 
@@ -36,10 +36,13 @@ class TemplatedNaturalLanguageGenerator:
     def has_template(self, name: str) -> bool:
         return name in self.templates
 
-    def generate(self, name: str, slot_values: Dict[str, Any], **kwargs: Any
+    def generate(self, template_name: str, slot_values: Dict[str, Any], /, **kwargs: Any
                  ) -> Optional[Dict[str, Any]]:
-        """A rendered variant of the template, or None if there is no such template."""
-        variants = self.templates.get(name)
+        """A rendered variant of the template, or None if there is no such template.
+
+        ``kwargs`` fill placeholders too (any name, even ``template_name``: positional-only).
+        """
+        variants = self.templates.get(template_name)
         if not variants:
             return None
         chosen = variants[self.rng.randrange(len(variants))] if len(variants) > 1 else variants[0]

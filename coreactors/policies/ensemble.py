@@ -80,7 +80,10 @@ def policies_from_config(config: Any, source: str = "<policy config>") -> List[P
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise InvalidPolicyConfig("{}: policy {} needs a 'name'.".format(source, i + 1))
         options = dict(item)
-        cls = policy_class(options.pop("name"))
+        try:
+            cls = policy_class(options.pop("name"))
+        except InvalidPolicyConfig as e:
+            raise InvalidPolicyConfig("{}: policy {}: {}".format(source, i + 1, e))
         featurizer_config = options.pop("featurizer", None)
         try:
             if featurizer_config is not None:

@@ -130,8 +130,6 @@ class AugmentedMemoizationPolicy(MemoizationPolicy):
         if len(candidates) > self.MAX_FORGET_STEPS:
             candidates = candidates[-self.MAX_FORGET_STEPS:]
         for start in candidates:
-            if len(starts) - starts.index(start) < 2:
-                break
             shortened = DialogueStateTracker.from_events(tracker.sender_id, applied[start:],
                                                          domain)
             candidate = self.featurizer.prediction_window(shortened)

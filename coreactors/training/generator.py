@@ -122,11 +122,13 @@ class TrainingDataGenerator:
                     names = partial.names + (step.block_name,) if (
                         not partial.names or partial.names[-1] != step.block_name
                     ) else partial.names
-                    if step.end_checkpoints:
-                        for c in step.end_checkpoints:
+                    ends = [c for c in step.end_checkpoints if self._steps_starting_at(c.name)]
+                    if ends:
+                        for c in ends:
                             arrived.setdefault(c.name, []).append(
                                 _Partial(events, names, partial.augmented))
                     else:
+                        # No end checkpoint, or only ones no story continues from: it ends here.
                         finished.append(_Partial(events + [ActionExecuted(ACTION_LISTEN_NAME)],
                                                  names, partial.augmented))
             pair_limit = None
