@@ -66,9 +66,9 @@ class RegexInterpreter(NaturalLanguageInterpreter):
                     "intent_ranking": [], "entities": []}
         intent = match.group(1).strip()
         confidence = self._parse_confidence(match.group(2))
-        offset = 0 if (text or "").startswith(INTENT_MESSAGE_PREFIX) else 1
-        start = match.start(3) + offset if match.group(3) else 0
-        end = match.end(3) + offset if match.group(3) else 0
+        # The entity span is the JSON block's place in the message as it was sent.
+        start = match.start(3) if match.group(3) else 0
+        end = match.end(3) if match.group(3) else 0
         entities = self._parse_entities(match.group(3), start, end)
         return {
             "text": text,
