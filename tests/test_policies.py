@@ -344,7 +344,7 @@ def test_memoization_predicts_nothing_for_unknown_states(domain, trackers):
     assert policy.recall(unknown, domain) is None
 
 
-def test_memoization_ignores_augmented_trackers(domain):
+def test_memoization_learns_augmented_windows_without_overriding_written_stories(domain):
     steps = read_stories(STORIES)
     plain = MemoizationPolicy(max_history=3)
     plain.train(generate_trackers(steps, domain, augmentation_factor=0), domain)
@@ -352,7 +352,19 @@ def test_memoization_ignores_augmented_trackers(domain):
     augmented_trackers = generate_trackers(steps, domain, augmentation_factor=20)
     assert any(t.is_augmented for t in augmented_trackers)
     augmented.train(augmented_trackers, domain)
-    assert augmented.lookup == plain.lookup
+    # Everything the written stories say is kept exactly ...
+    assert {k: augmented.lookup[k] for k in plain.lookup} == plain.lookup
+    # ... and the glued stories add the situations between stories.
+    assert len(augmented.lookup) > len(plain.lookup)
+
+
+def test_augmented_windows_never_revive_an_ambiguous_written_window(domain):
+    steps = read_stories("## a\n* greet\n    - utter_greet\n\n## b\n* greet\n"
+                         "    - utter_default\n\n## c\n* goodbye\n    - utter_goodbye\n")
+    policy = MemoizationPolicy(max_history=2)
+    policy.train(generate_trackers(steps, domain, augmentation_factor=20), domain)
+    ambiguous = tracker_of(domain, listen(), user("greet"))
+    assert policy.predict_action_probabilities(ambiguous, domain) == [0.0] * domain.num_actions
 
 
 def test_memoization_forgets_ambiguous_windows(domain):
@@ -396,8 +408,10 @@ def test_memoization_can_be_disabled(domain, trackers):
 def test_augmented_memoization_recalls_after_an_unrelated_earlier_turn(domain, trackers):
     memo = MemoizationPolicy(max_history=5)
     augmented = AugmentedMemoizationPolicy(max_history=5)
-    memo.train(trackers, domain)
-    augmented.train(trackers, domain)
+    # Only the written stories: glued ones would teach plain memoization this very case.
+    written = [t for t in trackers if not t.is_augmented]
+    memo.train(written, domain)
+    augmented.train(written, domain)
     # an unrelated turn ("bye"), then the second turn of the "three turns" story
     tracker = tracker_of(domain, listen(), user("bye"), act("utter_goodbye"), listen(),
                          user("greet"), act("utter_greet"), listen(), user("default"))
@@ -433,7 +447,7 @@ def test_augmented_memoization_recalls_a_first_turn_after_an_unrelated_turn(doma
 
 def test_augmented_memoization_forgets_back_only_max_forget_steps(domain, trackers):
     policy = AugmentedMemoizationPolicy(max_history=5)
-    policy.train(trackers, domain)
+    policy.train([t for t in trackers if not t.is_augmented], domain)
     tracker = tracker_of(domain, listen(), user("bye"), act("utter_goodbye"), listen(),
                          user("greet"), act("utter_greet"), listen(), user("default"))
     assert policy.recall(tracker, domain) == "utter_default"

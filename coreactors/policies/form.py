@@ -53,7 +53,8 @@ class FormPolicy(MemoizationPolicy):
         super().__init__(MaxHistoryTrackerFeaturizer(max_history=2), priority, 2, lookup)
 
     def train(self, trackers: Sequence[DialogueStateTracker], domain: Domain) -> None:
-        windows, _ = self._training_pairs(trackers)
+        originals = [t for t in trackers if not getattr(t, "is_augmented", False)]
+        windows, _ = self._training_pairs(originals)
         self.lookup = {}
         for window in windows:
             form = _active_form(window[-1])

@@ -46,16 +46,30 @@ class MemoizationPolicy(Policy):
         self.is_enabled = True
 
     def _training_pairs(self, trackers: Sequence[DialogueStateTracker]):
-        # Glued (augmented) stories would only add contradictions to exact recall.
-        originals = [t for t in trackers if not getattr(t, "is_augmented", False)]
-        return self.featurizer.training_examples(originals)
+        return self.featurizer.training_examples(trackers)
 
     def train(self, trackers: Sequence[DialogueStateTracker], domain: Domain) -> None:
-        windows, labels = self._training_pairs(trackers)
+        # The stories as written come first; glued (augmented) stories only add the situations
+        # between stories, and never override or erase what a written story says.
+        originals = [t for t in trackers if not getattr(t, "is_augmented", False)]
+        augmented = [t for t in trackers if getattr(t, "is_augmented", False)]
         self.lookup = {}
         ambiguous: Set[Window] = set()
-        for window, label in zip(windows, labels):
+        for window, label in zip(*self._training_pairs(originals)):
             self._add(window, label, ambiguous)
+        written = set(self.lookup) | ambiguous
+        extra: Dict[Window, str] = {}
+        extra_ambiguous: Set[Window] = set()
+        for window, label in zip(*self._training_pairs(augmented)):
+            if window in written or window in extra_ambiguous:
+                continue
+            known = extra.get(window)
+            if known is None:
+                extra[window] = label
+            elif known != label:
+                del extra[window]
+                extra_ambiguous.add(window)
+        self.lookup.update(extra)
         logger.debug("Memorized %d turns.", len(self.lookup))
 
     def _add(self, window: Window, label: str, ambiguous: Set[Window]) -> None:

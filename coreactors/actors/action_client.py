@@ -1,0 +1,45 @@
+"""The action server client: POSTs an action request with treq, from a conversation actor.
+
+The actor thread hands the call to the reactor (``blockingCallFromThread``) and waits for it;
+only that conversation waits, and only up to the endpoint's timeout.
+"""
+
+import json
+from typing import Any, Dict, Tuple
+
+import treq
+from twisted.internet import threads
+from twisted.internet.defer import inlineCallbacks
+
+from coreactors.endpoints import EndpointConfig
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class TreqActionClient:
+    """Calls the action server of ``action_endpoint``; usable as an ``ActionServerClient``."""
+
+    def __init__(self, endpoint: EndpointConfig, reactor: Any) -> None:
+        if not endpoint.url:
+            raise ValueError("'action_endpoint' needs a 'url'.")
+        self.endpoint = endpoint
+        self.reactor = reactor
+        self.timeout = float(endpoint.kwargs.get("timeout", DEFAULT_TIMEOUT))
+
+    def __call__(self, payload: Dict[str, Any]) -> Tuple[int, Any]:
+        return threads.blockingCallFromThread(self.reactor, self._post, payload)
+
+    @inlineCallbacks
+    def _post(self, payload: Dict[str, Any]):
+        headers = dict(self.endpoint.headers)
+        headers["Content-Type"] = "application/json"
+        response = yield treq.post(
+            self.endpoint.url, data=json.dumps(payload).encode("utf-8"), headers=headers,
+            params=self.endpoint.query() or None, auth=self.endpoint.auth(),
+            timeout=self.timeout, reactor=self.reactor)
+        content = yield response.content()
+        try:
+            body = json.loads(content.decode("utf-8")) if content else None
+        except ValueError:
+            body = None
+        return response.code, body

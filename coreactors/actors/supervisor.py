@@ -1,0 +1,284 @@
+"""The supervisor: routes requests to conversation actors, starts and passivates them.
+
+It lives on the reactor thread (only the reactor touches its map, so it needs no lock). It maps a
+sender id to its actor, starts the actor on first use, stops actors idle longer than
+``idle_timeout`` and keeps at most ``max_actors`` alive (least recently used first), starts a
+dead actor again, and hands every new model to every live actor. Replies come back as Deferreds
+fired on the reactor thread; the reactor never waits on an actor.
+"""
+
+import copy
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Dict, List, Optional
+
+import pykka
+from twisted.internet import threads
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import LoopingCall
+from zope.interface import implementer
+
+from coreactors.actions.remote import ActionServerClient
+from coreactors.actors.conversation import ConversationActor, Reply
+from coreactors.actors.interface import (
+    ConversationError, IConversations, MessageListener, NoModelLoaded, StoreUnavailable)
+from coreactors.dialogue.domain import Domain
+from coreactors.dialogue.events import InvalidEvent
+from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
+from coreactors.model import Model
+from coreactors.processor import MessageProcessor
+from coreactors.stores.base import StoreError, TrackerStore
+
+logger = logging.getLogger(__name__)
+
+
+class _Entry:
+    __slots__ = ("ref", "in_flight", "last_used")
+
+    def __init__(self, ref: pykka.ActorRef) -> None:
+        self.ref = ref
+        self.in_flight = 0
+        self.last_used = time.monotonic()
+
+
+@implementer(IConversations)
+class Supervisor:
+    """Owns the conversation actors of one process."""
+
+    def __init__(self, store: TrackerStore, model: Optional[Model] = None,
+                 action_client: Optional[ActionServerClient] = None, reactor: Any = None,
+                 max_actors: int = 2000, idle_timeout: float = 300.0) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+            reactor = global_reactor
+        self.reactor = reactor
+        self.store = store
+        self.model = model
+        self.action_client = action_client
+        self.max_actors = max_actors
+        self.idle_timeout = idle_timeout
+        self.actors: "OrderedDict[str, _Entry]" = OrderedDict()
+        self._reaper: Optional[LoopingCall] = None
+        self.stopping = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self._reaper = LoopingCall(self.passivate_idle)
+        self._reaper.clock = self.reactor
+        interval = max(0.5, min(self.idle_timeout / 4.0, 30.0))
+        self._reaper.start(interval, now=False)
+
+    def in_flight(self) -> int:
+        return sum(e.in_flight for e in self.actors.values())
+
+    def stop(self) -> Deferred:
+        """Stops every actor once its queued requests are done (off the reactor thread)."""
+        self.stopping = True
+        if self._reaper is not None and self._reaper.running:
+            self._reaper.stop()
+        refs = [e.ref for e in self.actors.values()]
+        self.actors.clear()
+
+        def stop_all() -> None:
+            for ref in refs:
+                try:
+                    ref.stop(block=True, timeout=5)
+                except Exception:  # a stuck actor must not hold up the shutdown
+                    logger.warning("An actor did not stop in time.")
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), stop_all)
+
+    # ----------------------------------------------------------------- models
+
+    @property
+    def is_ready(self) -> bool:
+        return self.model is not None
+
+    @property
+    def fingerprint(self) -> Optional[str]:
+        return self.model.fingerprint if self.model is not None else None
+
+    def domain(self) -> Domain:
+        return self._model().domain
+
+    def _model(self) -> Model:
+        if self.model is None:
+            raise NoModelLoaded("No model is loaded. Train one, or wait for the model server.")
+        return self.model
+
+    def set_model(self, model: Model) -> None:
+        """Every live actor takes the model before its next request."""
+        self.model = model
+        for entry in self.actors.values():
+            try:
+                entry.ref.tell(("model", model, None))
+            except pykka.ActorDeadError:
+                pass
+
+    # ----------------------------------------------------------------- actors
+
+    def _start_actor(self, sender_id: str) -> _Entry:
+        ref = ConversationActor.start(sender_id, self._model(), self.store, self.action_client,
+                                      self._bridge_listener)
+        entry = _Entry(ref)
+        self.actors[sender_id] = entry
+        if len(self.actors) > self.max_actors:
+            self._evict(len(self.actors) - self.max_actors)
+        return entry
+
+    def _bridge_listener(self, listener: Callable, message: Dict[str, Any]) -> None:
+        self.reactor.callFromThread(listener, message)
+
+    def _evict(self, count: int) -> None:
+        """Stops up to ``count`` least recently used actors that have nothing to do."""
+        for sender_id in list(self.actors):
+            if count <= 0:
+                break
+            entry = self.actors[sender_id]
+            if entry.in_flight == 0:
+                self._stop_entry(sender_id, entry)
+                count -= 1
+
+    def _stop_entry(self, sender_id: str, entry: _Entry) -> None:
+        # Nothing is in flight, so the actor's last turn is stored: a new actor reads it back.
+        del self.actors[sender_id]
+        try:
+            entry.ref.stop(block=False)
+        except pykka.ActorDeadError:
+            pass
+
+    def passivate_idle(self) -> None:
+        deadline = time.monotonic() - self.idle_timeout
+        for sender_id in list(self.actors):
+            entry = self.actors[sender_id]
+            if entry.in_flight == 0 and entry.last_used < deadline:
+                self._stop_entry(sender_id, entry)
+
+    def live_actors(self) -> int:
+        return len(self.actors)
+
+    def _send(self, sender_id: str, command: str, *args: Any) -> Deferred:
+        if self.stopping:
+            return fail(ConversationError("The server is shutting down.", 503, "ShuttingDown"))
+        try:
+            self._model()
+        except NoModelLoaded as e:
+            return fail(e)
+        entry = self.actors.get(sender_id)
+        if entry is None:
+            entry = self._start_actor(sender_id)
+        else:
+            self.actors.move_to_end(sender_id)
+        deferred: Deferred = Deferred()
+        try:
+            entry.ref.tell((command, args, Reply(deferred, self.reactor.callFromThread)))
+        except pykka.ActorDeadError:
+            # It died between two requests: start it again from the store.
+            self.actors.pop(sender_id, None)
+            entry = self._start_actor(sender_id)
+            entry.ref.tell((command, args, Reply(deferred, self.reactor.callFromThread)))
+        entry.in_flight += 1
+
+        def done(result: Any) -> Any:
+            entry.in_flight -= 1
+            entry.last_used = time.monotonic()
+            return result
+        deferred.addBoth(done)
+        return deferred
+
+    # ----------------------------------------------------------------- IConversations
+
+    def handle_message(self, sender_id: str, text: str, input_channel: Optional[str] = None,
+                       listener: Optional[MessageListener] = None) -> Deferred:
+        return self._send(sender_id, "handle_message", text, input_channel, listener)
+
+    def log_message(self, sender_id: str, text: str, parse_data: Optional[Dict[str, Any]],
+                    verbosity: EventVerbosity) -> Deferred:
+        return self._send(sender_id, "log_message", text, parse_data, verbosity)
+
+    def tracker(self, sender_id: str, verbosity: EventVerbosity,
+                until: Optional[float] = None) -> Deferred:
+        return self._send(sender_id, "tracker", verbosity, until)
+
+    def story(self, sender_id: str, until: Optional[float] = None) -> Deferred:
+        return self._send(sender_id, "story", until)
+
+    def append_events(self, sender_id: str, events: List[Dict[str, Any]],
+                      verbosity: EventVerbosity) -> Deferred:
+        return self._send(sender_id, "append_events", events, verbosity)
+
+    def replace_events(self, sender_id: str, events: List[Dict[str, Any]],
+                       verbosity: EventVerbosity) -> Deferred:
+        return self._send(sender_id, "replace_events", events, verbosity)
+
+    def predict(self, sender_id: str) -> Deferred:
+        return self._send(sender_id, "predict")
+
+    def execute(self, sender_id: str, action: str, policy: Optional[str],
+                confidence: Optional[float], verbosity: EventVerbosity) -> Deferred:
+        return self._send(sender_id, "execute", action, policy, confidence, verbosity)
+
+    def _in_thread(self, work: Callable[[], Any]) -> Deferred:
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), work)
+
+    def conversation_ids(self) -> Deferred:
+        def read() -> List[str]:
+            try:
+                return self.store.conversation_ids()
+            except StoreError as e:
+                raise StoreUnavailable("The tracker store failed: {}".format(e))
+        return self._in_thread(read)
+
+    def predict_for_events(self, events: List[Dict[str, Any]]) -> Deferred:
+        try:
+            model = self._model()
+        except NoModelLoaded as e:
+            return fail(e)
+
+        def work() -> Dict[str, Any]:
+            try:
+                tracker = DialogueStateTracker.from_dicts("default", events, model.domain)
+            except InvalidEvent as e:
+                raise ConversationError(str(e), 400, "InvalidEvent")
+            result = MessageProcessor(model).predict_next(tracker)
+            result.pop("confidence", None)
+            return result
+        return self._in_thread(work)
+
+    def evaluate(self, stories: str, e2e: bool) -> Deferred:
+        try:
+            model = self._model()
+        except NoModelLoaded as e:
+            return fail(e)
+
+        def work() -> Dict[str, Any]:
+            from coreactors.dialogue.stories import StoryParseError
+            from coreactors.training.evaluate import evaluate_stories
+            try:
+                return evaluate_stories(model, text=stories, e2e=e2e).as_dict()
+            except (StoryParseError, ValueError) as e:
+                raise ConversationError("Evaluation could not be created. Error: {}".format(e),
+                                        400, "FailedEvaluation")
+        return self._in_thread(work)
+
+    def finetune(self, events: List[Dict[str, Any]]) -> Deferred:
+        try:
+            model = self._model()
+        except NoModelLoaded as e:
+            return fail(e)
+
+        def work() -> Model:
+            try:
+                tracker = DialogueStateTracker.from_dicts("finetune", events, model.domain)
+            except InvalidEvent as e:
+                raise ConversationError(str(e), 400, "InvalidEvent")
+            # Models are immutable: train a copy, then swap it in like any new model.
+            ensemble = copy.deepcopy(model.policy_ensemble)
+            ensemble.continue_training([tracker], model.domain)
+            fingerprint = "{}-ft{}".format(model.fingerprint or "model", int(time.time() * 1000))
+            return Model(model.domain, ensemble, model.interpreter, fingerprint, model.path)
+
+        d = self._in_thread(work)
+        d.addCallback(lambda new_model: self.set_model(new_model))
+        return d

@@ -1,0 +1,93 @@
+"""The error body of the Rasa Core API, and the small writers every HTTP answer goes through.
+
+Every refusal, whatever caused it (bad input, an unknown route, an actor that said no, a bug), is
+answered with the same JSON object::
+
+    {"version": "0.12.4", "status": "failure", "message": "...", "reason": "...",
+     "details": {}, "help": null, "code": 400}
+
+Bodies are written with an explicit ``Content-Length`` so Twisted does not switch to chunked
+transfer encoding (see ``reference/actors-and-twisted.md``, "Structural limits").
+"""
+
+import json
+from typing import Any, Dict, Optional
+
+from twisted.web.iweb import IRequest
+
+from coreactors import RASA_CORE_VERSION
+
+JSON_CONTENT_TYPE = b"application/json"
+
+
+class HttpError(Exception):
+    """A request the HTTP layer refuses by itself; becomes the error body with ``status``."""
+
+    def __init__(self, status: int, reason: str, message: str,
+                 details: Optional[Dict[str, Any]] = None, help: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.details = details or {}
+        self.help = help
+
+
+def bad_parameter(message: str, parameter: Optional[str] = None, where: str = "body",
+                  reason: str = "InvalidParameter", status: int = 400) -> HttpError:
+    """A 400 that names the parameter at fault, as Rasa's ``details`` does."""
+    details = {"in": where, "parameter": parameter} if parameter else {}
+    return HttpError(status, reason, message, details)
+
+
+def error_body(status: int, reason: str, message: str,
+               details: Optional[Dict[str, Any]] = None,
+               help: Optional[str] = None) -> Dict[str, Any]:
+    """The error object of the API."""
+    return {
+        "version": RASA_CORE_VERSION,
+        "status": "failure",
+        "message": message,
+        "reason": reason,
+        "details": details or {},
+        "help": help,
+        "code": status,
+    }
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays (scores, confidences) know how to become plain Python values.
+    for method in ("item", "tolist"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return convert()
+    raise TypeError("{} is not JSON serialisable".format(type(value).__name__))
+
+
+def dump_json(value: Any) -> bytes:
+    """Compact JSON, as the original server wrote it."""
+    return json.dumps(value, separators=(",", ":"), default=_json_default).encode("utf-8")
+
+
+def write_body(request: IRequest, body: bytes, content_type: bytes, status: int = 200) -> bytes:
+    """Sets status, content type and length; returns the body for Klein to write."""
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body
+
+
+def write_json(request: IRequest, value: Any, status: int = 200) -> bytes:
+    """Answers ``value`` as ``application/json``."""
+    return write_body(request, dump_json(value), JSON_CONTENT_TYPE, status)
+
+
+def write_error(request: IRequest, status: int, reason: str, message: str,
+                details: Optional[Dict[str, Any]] = None, help: Optional[str] = None) -> bytes:
+    """Answers the error body with ``status`` and ``Content-Type: application/json``."""
+    return write_json(request, error_body(status, reason, message, details, help), status)
+
+
+def write_http_error(request: IRequest, error: HttpError) -> bytes:
+    return write_error(request, error.status, error.reason, error.message, error.details,
+                       error.help)

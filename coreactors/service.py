@@ -1,0 +1,116 @@
+"""Builds the process's Twisted service tree from the run options (for twistd and the CLI).
+
+The tree, in start order: the actor system (store, supervisor), then the HTTP endpoint. Twisted
+stops children in reverse, so on SIGTERM the server first stops listening, then lets in-flight
+turns finish and stops every actor.
+"""
+
+import logging
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+from twisted.application import service, strports
+from twisted.internet import defer, task
+from twisted.logger import Logger, globalLogPublisher, textFileLogObserver
+from twisted.web.server import Site
+
+from coreactors.actors.action_client import TreqActionClient
+from coreactors.actors.supervisor import Supervisor
+from coreactors.endpoints import AvailableEndpoints, read_yaml_config
+from coreactors.model import Model
+from coreactors.stores.config import store_from_endpoint
+
+log = Logger()
+
+DRAIN_TIMEOUT = 3.0
+
+
+class ActorSystemService(service.Service):
+    """Starts the supervisor; on stop, waits for in-flight turns, then stops every actor."""
+
+    def __init__(self, supervisor: Supervisor, reactor: Any) -> None:
+        self.supervisor = supervisor
+        self.reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        self.supervisor.start()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        waited = 0.0
+        while self.supervisor.in_flight() and waited < DRAIN_TIMEOUT:
+            yield task.deferLater(self.reactor, 0.05, lambda: None)
+            waited += 0.05
+        yield self.supervisor.stop()
+        try:
+            self.supervisor.store.close()
+        except Exception:  # closing is best effort; the data is already committed
+            log.failure("Closing the tracker store failed.")
+        log.info("Stopped every conversation actor.")
+
+
+class _ToTwistedLogging(logging.Handler):
+    """Sends the dialogue engine's stdlib log records into twisted.logger."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from twisted.logger import LogLevel
+        level = (LogLevel.error if record.levelno >= logging.ERROR else
+                 LogLevel.warn if record.levelno >= logging.WARNING else
+                 LogLevel.info if record.levelno >= logging.INFO else LogLevel.debug)
+        Logger(namespace=record.name).emit(level, "{message}", message=self.format(record))
+
+
+def configure_logging(options: Dict[str, Any]) -> None:
+    level = (logging.DEBUG if options.get("debug") else
+             logging.WARNING if options.get("quiet") else logging.INFO)
+    root = logging.getLogger("coreactors")
+    root.setLevel(level)
+    if not any(isinstance(h, _ToTwistedLogging) for h in root.handlers):
+        root.addHandler(_ToTwistedLogging())
+    if options.get("log_file"):
+        globalLogPublisher.addObserver(textFileLogObserver(
+            open(options["log_file"], "a", encoding="utf-8")))
+
+
+def load_model(options: Dict[str, Any]) -> Optional[Model]:
+    core = options.get("core")
+    if not core:
+        from coreactors.default_bot import default_model_path
+        core = default_model_path()
+    return Model.load(core)
+
+
+def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiService:
+    """The service tree for these options (the keys of ``coreactors.tap.Options``)."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+        reactor = global_reactor
+    configure_logging(options)
+    endpoints = AvailableEndpoints.read(options.get("endpoints"))
+    credentials = read_yaml_config(options.get("credentials"))
+    store = store_from_endpoint(endpoints.tracker_store)
+    model = load_model(options)
+    action_client = TreqActionClient(endpoints.action, reactor) if endpoints.action else None
+    supervisor = Supervisor(store, model, action_client, reactor,
+                            max_actors=int(options.get("max_actors") or 2000),
+                            idle_timeout=float(options.get("idle_timeout") or 300))
+
+    from coreactors.http.app import CoreApp
+    from coreactors.http.channels import channels_from_credentials
+    channels = channels_from_credentials(credentials or None, options.get("connector"))
+    app = CoreApp(supervisor, enable_api=bool(options.get("enable_api")),
+                  cors_origins=options.get("cors") or (), channels=channels)
+    site = Site(app.resource())
+    site.displayTracebacks = False
+
+    root = service.MultiService()
+    ActorSystemService(supervisor, reactor).setServiceParent(root)
+    listen = options.get("listen") or "tcp:{}".format(int(options.get("port") or 5005))
+    strports.service(listen, site, reactor=reactor).setServiceParent(root)
+    root.supervisor = supervisor  # type: ignore[attr-defined]
+    log.info("coreactors serving model {fingerprint} on {listen}",
+             fingerprint=supervisor.fingerprint, listen=listen)
+    return root

@@ -1,0 +1,1 @@
+"""Tracker stores: where conversations' events are kept between turns and restarts."""

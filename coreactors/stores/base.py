@@ -1,0 +1,81 @@
+"""The tracker store contract: what every store promises the conversation actors.
+
+A store keeps each conversation's events as a list of JSON-able dicts (what ``Event.as_dict()``
+gives), keyed by sender id. Conversation actors call it from their own threads: one conversation
+is only ever written by one thread at a time, but different conversations are written in
+parallel, so every store must be thread-safe across conversations.
+
+Every failure of the underlying storage (disk full, database locked too long, corrupt file,
+store already closed, an event that cannot be encoded) surfaces as ``StoreError``, never as
+another exception type, so the HTTP layer has exactly one thing to turn into a 503.
+"""
+
+import json
+from typing import Any, Dict, List, Optional
+
+
+class StoreError(Exception):
+    """The store failed (disk full, locked too long, corrupt); the server answers 503."""
+
+
+class TrackerStore:
+    """Keeps conversations' events; subclasses implement the storage.
+
+    ``append`` and ``replace`` are atomic: after a failure the conversation is exactly as it was.
+    Lists given to or returned by a store are never shared with it, so callers may mutate them.
+    """
+
+    def load(self, sender_id: str) -> Optional[List[Dict[str, Any]]]:
+        """Returns the conversation's events in order, or None when the conversation is unknown."""
+        raise NotImplementedError
+
+    def append(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+        """Adds events at the end of the conversation, creating it if new (also with [])."""
+        raise NotImplementedError
+
+    def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+        """Replaces the whole conversation with these events, creating it if new."""
+        raise NotImplementedError
+
+    def conversation_ids(self) -> List[str]:
+        """Returns the sender ids of all known conversations, in first-seen order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Releases the store's resources; later calls raise StoreError. Closing twice is fine."""
+        raise NotImplementedError
+
+    def __enter__(self) -> "TrackerStore":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def check_sender_id(sender_id: str) -> str:
+    """Refuses a sender id that is not a string, which would be stored under a different key."""
+    if not isinstance(sender_id, str):
+        raise StoreError("sender id must be a string, got {}".format(type(sender_id).__name__))
+    return sender_id
+
+
+def encode_event(sender_id: str, index: int, event: Dict[str, Any]) -> str:
+    """Encodes one event as compact JSON, turning an unencodable event into a StoreError.
+
+    Both stores encode on the way in, so an event that could not be written to disk is refused
+    by the in-memory store too, and both hand back the same normalised values (tuples as lists).
+    ASCII escapes are kept (the ``json`` default) because they make lone surrogates storable.
+    """
+    try:
+        return json.dumps(event, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as error:
+        raise StoreError("event {} of conversation {!r} cannot be stored as JSON: {}".format(
+            index, sender_id, error)) from error
+
+
+def encode_events(sender_id: str, events: List[Dict[str, Any]]) -> List[str]:
+    """Encodes a turn's events before any write, so a bad event leaves the store untouched."""
+    if not isinstance(events, (list, tuple)):
+        raise StoreError("events of conversation {!r} must be a list, got {}".format(
+            sender_id, type(events).__name__))
+    return [encode_event(sender_id, index, event) for index, event in enumerate(events)]

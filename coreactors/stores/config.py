@@ -1,0 +1,97 @@
+"""Choosing the tracker store from the ``tracker_store:`` block of endpoints.yml.
+
+No block means the SQLite store at the default path, so conversations survive a restart unless
+the operator asks otherwise. The block's type is spelled ``type`` or, as in Rasa Core 0.12,
+``store_type`` (which wins when both are given)::
+
+    tracker_store:
+      store_type: sqlite          # or: memory / in_memory / InMemoryTrackerStore
+      db: conversations.db        # or path: ..., or url: sqlite:///conversations.db
+
+Rasa's other stores (``redis``, ``mongod``, ``sql``, custom classes) are refused with a
+``ValueError`` naming the types coreactors supports, rather than quietly falling back to
+another store and losing conversations the operator meant to keep elsewhere.
+"""
+
+from typing import Any, Dict, Optional
+
+from coreactors.stores.base import TrackerStore
+from coreactors.stores.memory import InMemoryTrackerStore
+from coreactors.stores.sqlite import SQLiteTrackerStore
+
+SQLITE_TYPES = ("sqlite",)
+MEMORY_TYPES = ("memory", "in_memory", "inmemorytrackerstore")
+SUPPORTED = "'sqlite' (the default) and 'memory' (also 'in_memory', 'InMemoryTrackerStore')"
+
+_FILE_KEYS = ("db", "path", "url")
+_SQLITE_URL = "sqlite:///"
+
+
+def store_from_endpoint(config: Optional[Dict[str, Any]],
+                        default_path: str = "coreactors.db") -> TrackerStore:
+    """Builds the store the ``tracker_store:`` block asks for (the block, not all endpoints).
+
+    Raises ValueError for a type coreactors does not support or a malformed block, and
+    StoreError when the SQLite file cannot be opened.
+    """
+    if config is None:
+        return SQLiteTrackerStore(default_path)
+    if not isinstance(config, dict):
+        raise ValueError("tracker_store must be a mapping (type, db, ...), got {}".format(
+            type(config).__name__))
+    store_type = _store_type(config)
+    if store_type is None or store_type.lower() in SQLITE_TYPES:
+        return SQLiteTrackerStore(_sqlite_path(config, default_path))
+    if store_type.lower() in MEMORY_TYPES:
+        return InMemoryTrackerStore()
+    raise ValueError("tracker_store type {!r} is not supported by coreactors; supported types "
+                     "are {}".format(store_type, SUPPORTED))
+
+
+def _store_type(config: Dict[str, Any]) -> Optional[str]:
+    """The block's type: ``store_type`` (Rasa Core 0.12's key) before ``type``; None if neither."""
+    for key in ("store_type", "type"):
+        value = config.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("tracker_store {} must be a non-empty string, got {!r}; supported "
+                             "types are {}".format(key, value, SUPPORTED))
+        return value.strip()
+    return None
+
+
+def _sqlite_path(config: Dict[str, Any], default_path: str) -> str:
+    """The database file named by ``db``, ``path`` or ``url``; they must agree if several."""
+    paths = {}
+    for key in _FILE_KEYS:
+        value = config.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("tracker_store {} must name the SQLite file, got {!r}".format(
+                key, value))
+        paths[key] = _file_from_url(value.strip()) if key == "url" else value.strip()
+    if len(set(paths.values())) > 1:
+        raise ValueError("tracker_store names different SQLite files ({}); give only one of "
+                         "db, path and url".format(", ".join(
+                             "{}: {!r}".format(key, path) for key, path in paths.items())))
+    return next(iter(paths.values()), default_path)
+
+
+def _file_from_url(url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``, ``sqlite:////abs.db`` -> ``/abs.db``; others as is.
+
+    This is SQLAlchemy's spelling, which Rasa users already write; a plain file name is taken
+    as it is. Any other scheme (``redis://``, ``mongodb://``, ``postgresql://``) is refused so
+    that it does not become a file of that name.
+    """
+    if url.lower().startswith(_SQLITE_URL):
+        path = url[len(_SQLITE_URL):]
+        if not path:
+            raise ValueError("tracker_store url {!r} names no SQLite file".format(url))
+        return path
+    if "://" in url or url.lower().startswith("sqlite:"):
+        raise ValueError("tracker_store url {!r} is not a SQLite file; write a file name or "
+                         "sqlite:///file.db (supported types are {})".format(url, SUPPORTED))
+    return url

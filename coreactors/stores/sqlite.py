@@ -1,0 +1,385 @@
+"""The default tracker store: conversations in one SQLite file (standard library ``sqlite3``).
+
+Durability: ``append`` and ``replace`` commit before they return, so an answered message is
+never lost when the server stops or crashes; another store on the same file, in this process or
+another, sees the events at once. The journal is WAL with ``synchronous=NORMAL``: a commit only
+writes to the WAL file (no fsync); fsyncs happen at checkpoints. A power cut may lose the last
+turns, a process crash loses nothing; that is the price of thousands of turns per second on
+ordinary disks.
+
+Concurrency, chosen by measuring 16 threads appending 6 events each (on a 2-core machine):
+
+- One connection, guarded by one lock, shared by all threads. SQLite runs one write transaction
+  at a time anyway; a Python lock hands the writer slot over in microseconds, whereas writers on
+  separate connections wait for each other in SQLite's busy handler, which sleeps in steps of
+  milliseconds (one connection per thread had a p99.9 of >100 ms under load).
+- Checkpoints run in a background thread on a connection of their own. SQLite's automatic
+  checkpoint would copy ~1,000 pages inside the unlucky ``append`` that crosses the limit, while
+  every other writer waits on the lock: that alone made the p99 latency at 2,500 appends/s ~5 ms
+  instead of ~0.2 ms. A passive checkpoint does not block writers; once the WAL is long, a
+  short catch-up under the lock copies what was written meanwhile, so the WAL can start over
+  and stays small.
+- An ``append`` to a known conversation is a single ``INSERT ... SELECT`` statement (its own
+  atomic transaction): one trip into SQLite instead of four, and each trip gives up the GIL and
+  must win it back, which is what costs under load.
+
+Schema (``PRAGMA user_version`` = 1)::
+
+    conversations(id INTEGER PRIMARY KEY, sender_id TEXT NOT NULL UNIQUE)
+    events(seq INTEGER PRIMARY KEY, conversation INTEGER NOT NULL, data TEXT NOT NULL)
+    index events_by_conversation(conversation, seq)
+
+``conversations.id`` is the rowid, so it gives first-seen order (and survives VACUUM, which may
+renumber implicit rowids); the sender id is a unique key, and events refer to the small integer
+rather than to the sender id, which may be long. ``events.seq`` grows with every insert, so
+ordering one conversation's events by it gives their order of appending, and the index loads
+one conversation in order without sorting.
+"""
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import weakref
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional
+
+from coreactors.stores.base import StoreError, TrackerStore, check_sender_id, encode_events
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    """CREATE TABLE conversations (
+           id INTEGER PRIMARY KEY,
+           sender_id TEXT NOT NULL UNIQUE
+       )""",
+    """CREATE TABLE events (
+           seq INTEGER PRIMARY KEY,
+           conversation INTEGER NOT NULL REFERENCES conversations (id),
+           data TEXT NOT NULL
+       )""",
+    "CREATE INDEX events_by_conversation ON events (conversation, seq)",
+)
+
+# The LEFT JOIN tells an unknown conversation (no row) from an empty one (one row, NULL data)
+# in a single statement, so one read snapshot answers both questions.
+_LOAD = """SELECT e.data FROM conversations AS c
+           LEFT JOIN events AS e ON e.conversation = c.id
+           WHERE c.sender_id = ? ORDER BY e.seq"""
+_FIND_CONVERSATION = "SELECT id FROM conversations WHERE sender_id = ?"
+_ADD_CONVERSATION = "INSERT INTO conversations (sender_id) VALUES (?)"
+_ADD_EVENT = "INSERT INTO events (conversation, data) VALUES (?, ?)"
+_DELETE_EVENTS = "DELETE FROM events WHERE conversation = ?"
+_CONVERSATION_IDS = "SELECT sender_id FROM conversations ORDER BY id"
+
+# Turns with more events take the transaction path; the bound keeps the number of distinct
+# fast-path statements (one per batch size) inside the connection's statement cache.
+_FAST_APPEND_MAX = 64
+_STATEMENT_CACHE = 2 * _FAST_APPEND_MAX
+
+# A WAL this many frames long is checkpointed to the end under the lock, so it cannot grow
+# without bound while writes never pause.
+_CATCH_UP_FRAMES = 1000
+# Past this size the WAL file is truncated when it starts over, rather than kept at its peak.
+_JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+# Errors raised by sqlite3 itself, plus what binding a str with a lone surrogate raises.
+_FAILURES = (sqlite3.Error, UnicodeError)
+
+
+def _fast_append_sql(count: int) -> str:
+    """One statement adding ``count`` events to a known conversation, in the given order.
+
+    It inserts nothing when the conversation is unknown (rowcount 0). The numbers in the VALUES
+    rows make the order of insertion, hence of ``seq``, explicit; CROSS JOIN makes SQLite look
+    the conversation up once rather than once per event.
+    """
+    rows = ",".join("({:d},?)".format(position) for position in range(count))
+    return ("INSERT INTO events (conversation, data) "
+            "SELECT c.id, v.column2 FROM conversations AS c CROSS JOIN (VALUES " + rows + ") AS v "
+            "WHERE c.sender_id = ? ORDER BY v.column1")
+
+
+_FAST_APPEND = [""] + [_fast_append_sql(count) for count in range(1, _FAST_APPEND_MAX + 1)]
+
+
+class SQLiteTrackerStore(TrackerStore):
+    """Conversations in a SQLite file; see the module docstring for durability and threads."""
+
+    def __init__(self, path: str = "coreactors.db", timeout: float = 5.0,
+                 checkpoint_interval: Optional[float] = 0.5) -> None:
+        """Opens (creating if needed) the database at ``path``; its folder must exist.
+
+        ``timeout`` is how long, in seconds, to wait for another process's lock before failing.
+        ``checkpoint_interval`` is the pause, in seconds, between background checkpoints; None
+        leaves checkpoints to SQLite (inside the commits that fill the WAL).
+        """
+        self.path = path
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._connection: Optional[sqlite3.Connection] = self._open(path, timeout)
+        self._checkpointer: Optional[_Checkpointer] = None
+        if checkpoint_interval is not None and path != ":memory:":
+            self._connection.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = _Checkpointer(self, checkpoint_interval)
+            self._checkpointer.start()
+            # Stops the thread even when the store is dropped without close().
+            weakref.finalize(self, self._checkpointer.stop)
+
+    def _open(self, path: str, timeout: float) -> sqlite3.Connection:
+        if path != ":memory:":
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise StoreError("cannot open the tracker store {!r}: the folder {!r} does not "
+                                 "exist".format(path, folder))
+        try:
+            # isolation_level=None: sqlite3 must not open transactions behind our back; we
+            # open them ourselves with BEGIN IMMEDIATE. check_same_thread=False: our lock
+            # serialises use across threads.
+            connection = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                                         check_same_thread=False,
+                                         cached_statements=_STATEMENT_CACHE)
+        except _FAILURES as error:
+            raise StoreError("cannot open the tracker store {!r}: {}".format(path, error)) \
+                from error
+        try:
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal" and path != ":memory:":
+                logger.warning("tracker store %r: WAL journal refused (mode is %s); writes "
+                               "will be slower and block readers", path, mode)
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA journal_size_limit = {:d}".format(_JOURNAL_SIZE_LIMIT))
+            self._prepare_schema(connection)
+        except StoreError:
+            connection.close()
+            raise
+        except _FAILURES as error:
+            connection.close()
+            raise StoreError("cannot open the tracker store {!r}: not a usable SQLite database "
+                             "({})".format(path, error)) from error
+        return connection
+
+    def _prepare_schema(self, connection: sqlite3.Connection) -> None:
+        """Creates the tables in a new file; refuses a database made by something else."""
+        # IMMEDIATE, so two processes opening a new file at once do not both create tables.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                tables = connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'").fetchall()
+                if tables:
+                    raise StoreError(
+                        "cannot open the tracker store {!r}: it is a SQLite database of another "
+                        "program (tables: {})".format(
+                            self.path, ", ".join(sorted(name for (name,) in tables))))
+                for statement in _SCHEMA:
+                    connection.execute(statement)
+                connection.execute("PRAGMA user_version = {:d}".format(SCHEMA_VERSION))
+            elif version != SCHEMA_VERSION:
+                raise StoreError("cannot open the tracker store {!r}: schema version {} is not "
+                                 "supported (expected {})".format(self.path, version,
+                                                                  SCHEMA_VERSION))
+            connection.execute("COMMIT")
+        except BaseException:
+            _rollback(connection)
+            raise
+
+    @contextmanager
+    def _using(self, what: str, sender_id: Optional[str] = None
+               ) -> Iterator[sqlite3.Connection]:
+        """Lends the connection for single statements; a storage failure becomes StoreError."""
+        with self._lock:
+            connection = self._live_connection(what, sender_id)
+            try:
+                yield connection
+            except _FAILURES as error:
+                raise self._failure(what, sender_id, error) from error
+
+    @contextmanager
+    def _transaction(self, what: str, sender_id: Optional[str] = None
+                     ) -> Iterator[sqlite3.Connection]:
+        """Runs the block in one write transaction: committed on success, rolled back on error."""
+        with self._lock:
+            connection = self._live_connection(what, sender_id)
+            try:
+                # IMMEDIATE takes the write lock now, so a concurrent writer in another
+                # process makes us wait (busy timeout) here instead of failing at COMMIT.
+                connection.execute("BEGIN IMMEDIATE")
+                yield connection
+                connection.execute("COMMIT")
+            except _FAILURES as error:
+                _rollback(connection)
+                raise self._failure(what, sender_id, error) from error
+            except BaseException:
+                _rollback(connection)
+                raise
+
+    def _live_connection(self, what: str, sender_id: Optional[str]) -> sqlite3.Connection:
+        if self._connection is None:
+            raise self._failure(what, sender_id, "the store is closed")
+        return self._connection
+
+    def _failure(self, what: str, sender_id: Optional[str], error: Any) -> StoreError:
+        # Built only when something failed, so the hot path formats no messages.
+        target = "" if sender_id is None else " conversation {!r}".format(sender_id)
+        return StoreError("SQLite tracker store {!r}: cannot {}{}: {}".format(
+            self.path, what, target, error))
+
+    def load(self, sender_id: str) -> Optional[List[Dict[str, Any]]]:
+        check_sender_id(sender_id)
+        with self._using("load", sender_id) as connection:
+            rows = connection.execute(_LOAD, (sender_id,)).fetchall()
+        if not rows:
+            return None
+        try:
+            return [json.loads(data) for (data,) in rows if data is not None]
+        except ValueError as error:
+            raise self._failure("load", sender_id,
+                                "an event is not JSON ({})".format(error)) from error
+
+    def append(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+        check_sender_id(sender_id)
+        texts = encode_events(sender_id, events)
+        if 0 < len(texts) <= _FAST_APPEND_MAX:
+            texts.append(sender_id)
+            with self._using("append to", sender_id) as connection:
+                added = connection.execute(_FAST_APPEND[len(texts) - 1], texts).rowcount
+            if added:
+                return
+            # Unknown conversation: it is created in the transaction below.
+            texts.pop()
+        with self._transaction("append to", sender_id) as connection:
+            conversation = _conversation_id(connection, sender_id)
+            if texts:
+                connection.executemany(_ADD_EVENT, [(conversation, text) for text in texts])
+
+    def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+        check_sender_id(sender_id)
+        texts = encode_events(sender_id, events)
+        with self._transaction("replace", sender_id) as connection:
+            conversation = _conversation_id(connection, sender_id)
+            connection.execute(_DELETE_EVENTS, (conversation,))
+            if texts:
+                connection.executemany(_ADD_EVENT, [(conversation, text) for text in texts])
+
+    def conversation_ids(self) -> List[str]:
+        with self._using("list conversations") as connection:
+            return [sender_id for (sender_id,) in connection.execute(_CONVERSATION_IDS)]
+
+    def close(self) -> None:
+        # Stop the checkpointer first, without holding the lock: its catch-up takes the lock.
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                # The last connection to close checkpoints the WAL and removes it.
+                connection.close()
+            except _FAILURES as error:
+                raise self._failure("close", None, error) from error
+
+    def __repr__(self) -> str:
+        return "SQLiteTrackerStore({!r})".format(self.path)
+
+
+class _Checkpointer:
+    """A daemon thread that checkpoints a store's WAL every ``interval`` seconds.
+
+    It holds the store weakly, so a store that is dropped without ``close()`` is still freed
+    (and the thread ends with it).
+    """
+
+    def __init__(self, store: SQLiteTrackerStore, interval: float) -> None:
+        self._store = weakref.ref(store)
+        self._path = store.path
+        self._timeout = store._timeout
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="tracker-store-checkpoint")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            connection = sqlite3.connect(self._path, timeout=self._timeout,
+                                         isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
+        except _FAILURES as error:
+            self._fall_back(error)
+            return
+        try:
+            while not self._stopping.wait(self._interval):
+                try:
+                    if not self._checkpoint(connection):
+                        break
+                except _FAILURES as error:
+                    # A failed checkpoint loses nothing (the WAL still holds the data); the
+                    # next round tries again, and writes report their own failures.
+                    logger.warning("tracker store %r: checkpoint failed: %s", self._path, error)
+        finally:
+            connection.close()
+
+    def _checkpoint(self, connection: sqlite3.Connection) -> bool:
+        """Checkpoints once; False when the store is gone or closed."""
+        # The bulk is copied without the store's lock: a passive checkpoint does not stop
+        # writers. Its counts describe the WAL as it was when it started, so even "all
+        # copied" may leave frames written meanwhile, and the WAL only starts over when a
+        # write finds everything copied. Once the WAL is long, the rest is copied under the
+        # lock (a few frames, so a short pause) to make sure it does.
+        _busy, frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames >= _CATCH_UP_FRAMES:
+            store = self._store()
+            if store is None:
+                return False
+            with store._lock:
+                if store._connection is None:
+                    return False
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return self._store() is not None
+
+    def _fall_back(self, error: BaseException) -> None:
+        """Without a checkpoint connection, lets SQLite checkpoint inside commits again."""
+        logger.error("tracker store %r: cannot open a checkpoint connection (%s); SQLite's "
+                     "automatic checkpoints are used instead", self._path, error)
+        store = self._store()
+        if store is None:
+            return
+        with store._lock:
+            if store._connection is not None:
+                try:
+                    store._connection.execute("PRAGMA wal_autocheckpoint = 1000")
+                except _FAILURES:
+                    pass
+
+
+def _conversation_id(connection: sqlite3.Connection, sender_id: str) -> int:
+    """Finds the conversation's row id, adding the conversation if new (inside a transaction)."""
+    row = connection.execute(_FIND_CONVERSATION, (sender_id,)).fetchone()
+    if row is not None:
+        return row[0]
+    return connection.execute(_ADD_CONVERSATION, (sender_id,)).lastrowid
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    """Rolls back if a transaction is open; SQLite may already have rolled back by itself."""
+    try:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+    except _FAILURES:
+        # The original error is the one worth reporting; a failed rollback leaves the
+        # transaction to be undone by SQLite when the connection or process goes away.
+        pass

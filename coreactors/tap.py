@@ -1,0 +1,54 @@
+"""The twistd plugin's options and service: ``twistd -n coreactors --enable_api -d MODEL ...``.
+
+The flags are those of ``python -m rasa_core.run``, plus ``--listen`` (any Twisted endpoint
+string, e.g. ``systemd:domain=INET:name=coreactors`` for socket activation).
+"""
+
+from typing import Any, Dict
+
+from twisted.python import usage
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = ("Runs the coreactors dialogue server (the Rasa Core 0.12 HTTP API). Without "
+                "-d it serves the embedded default bot.")
+    optParameters = [
+        ["core", "d", None, "trained dialogue model folder (default: the embedded default bot)"],
+        ["nlu", "u", None, "NLU model folder (or project/model with an nlu endpoint)"],
+        ["port", "p", 5005, "port to listen on (all interfaces)", int],
+        ["listen", None, None, "Twisted endpoint to listen on instead of --port, e.g. "
+                               "tcp:5005:interface=127.0.0.1 or systemd:domain=INET:name=web"],
+        ["log_file", "o", None, "also write the log to this file"],
+        ["credentials", None, None, "channel credentials file (credentials.yml)"],
+        ["connector", "c", None, "the one channel to serve (rest or callback)"],
+        ["endpoints", None, None, "endpoints file (endpoints.yml)"],
+        ["auth_token", None, None, "API requests must carry ?token=<this>"],
+        ["jwt_secret", None, None, "JWT key for API requests"],
+        ["jwt_method", None, "HS256", "JWT algorithm"],
+        ["max_actors", None, 2000, "most conversation actors alive at once", int],
+        ["idle_timeout", None, 300.0, "seconds before an idle conversation actor stops", float],
+    ]
+    optFlags = [
+        ["enable_api", None, "serve the HTTP API (otherwise only the channel webhooks)"],
+        ["verbose", "v", "log at INFO level (the default)"],
+        ["debug", None, "log at DEBUG level"],
+        ["quiet", None, "log warnings and errors only"],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["cors"] = []
+
+    def opt_cors(self, origin: str) -> None:
+        """allow cross-origin requests from this origin (* for any); may repeat"""
+        self["cors"].append(origin)
+
+    def opt_vv(self) -> None:
+        """log at DEBUG level"""
+        self["debug"] = True
+
+
+def makeService(options: Dict[str, Any]):
+    from coreactors.service import make_service
+    return make_service(dict(options))

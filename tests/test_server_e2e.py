@@ -1,0 +1,237 @@
+"""End to end: the real server (twistd, the reactor, a port on 127.0.0.1) over real HTTP.
+
+One server process per module (starting one takes a second); tests use distinct sender ids.
+"""
+
+import concurrent.futures
+import json
+import os
+import sqlite3
+import time
+
+import pytest
+
+from live_server import Server, write
+
+DOMAIN = """
+intents:
+  - greet
+  - goodbye
+  - inform
+entities:
+  - name
+slots:
+  name:
+    type: text
+templates:
+  utter_greet:
+    - text: "hey {name}!"
+  utter_goodbye:
+    - text: "bye\\n\\nsee you"
+  utter_ask_name:
+    - text: "what is your name?"
+      buttons:
+        - title: "Ann"
+          payload: '/inform{"name": "Ann"}'
+actions:
+  - utter_greet
+  - utter_goodbye
+  - utter_ask_name
+"""
+
+STORIES = """
+## greet with name
+* greet{"name": "Ann"}
+    - utter_greet
+
+## greet without name
+* greet
+    - utter_ask_name
+* inform{"name": "Bob"}
+    - utter_greet
+
+## goodbye
+* goodbye
+    - utter_goodbye
+"""
+
+POLICIES = """
+policies:
+  - name: MemoizationPolicy
+    max_history: 3
+  - name: FallbackPolicy
+"""
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from coreactors.training.train import train_dialogue_model
+    root = tmp_path_factory.mktemp("bot")
+    train_dialogue_model(write(str(root / "domain.yml"), DOMAIN),
+                         write(str(root / "stories.md"), STORIES),
+                         str(root / "model"), write(str(root / "policies.yml"), POLICIES),
+                         augmentation_factor=20)
+    return str(root / "model")
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("server"))
+    running = Server(workdir, ["--enable_api", "-d", model_dir]).start()
+    yield running
+    running.stop()
+
+
+def turn(server, sender, message):
+    response = server.post("/webhooks/rest/webhook", {"sender": sender, "message": message})
+    assert response.status == 200, response.text
+    return response.json()
+
+
+def test_health_version_status(server):
+    assert server.get("/").status == 200
+    version = server.get("/version").json()
+    assert version["version"] == "0.12.4"
+    assert version["minimum_compatible_version"] == "0.12.0"
+    status = server.get("/status").json()
+    assert status["is_ready"] is True
+    assert len(status["model_fingerprint"]) == 32
+
+
+def test_rest_channel_runs_a_turn(server):
+    assert server.get("/webhooks/rest/").json() == {"status": "ok"}
+    assert turn(server, "rest-1", '/greet{"name": "Ann"}') == [
+        {"recipient_id": "rest-1", "text": "hey Ann!"}]
+    assert turn(server, "rest-1", "/goodbye") == [
+        {"recipient_id": "rest-1", "text": "bye"}, {"recipient_id": "rest-1", "text": "see you"}]
+
+
+def test_tracker_after_turns(server):
+    turn(server, "tracker-1", "/greet")
+    turn(server, "tracker-1", '/inform{"name": "Bob"}')
+    state = server.get("/conversations/tracker-1/tracker").json()
+    assert state["sender_id"] == "tracker-1"
+    assert state["slots"] == {"name": "Bob"}
+    assert state["latest_input_channel"] == "rest"
+    names = [e.get("name") for e in state["events"] if e["event"] == "action"]
+    assert names == ["action_listen", "utter_ask_name", "action_listen", "utter_greet",
+                     "action_listen"]
+    assert server.get("/conversations/tracker-1/tracker?include_events=NONE").json()[
+        "events"] is None
+    assert "tracker-1" in server.get("/conversations").json()
+
+
+def test_events_routes_and_bad_event(server):
+    response = server.post("/conversations/events-1/tracker/events",
+                           {"event": "slot", "name": "name", "value": "Cy"})
+    assert response.status == 200
+    assert response.json()["slots"]["name"] == "Cy"
+    bad = server.post("/conversations/events-1/tracker/events", {"event": "nope"})
+    assert bad.status == 400
+    body = bad.json()
+    assert body["status"] == "failure" and body["code"] == 400 and "nope" in body["message"]
+    # The bad request changed nothing.
+    assert server.get("/conversations/events-1/tracker").json()["slots"]["name"] == "Cy"
+    replaced = server.put("/conversations/events-1/tracker/events",
+                          [{"event": "action", "name": "action_listen"}])
+    assert replaced.status == 200
+    assert replaced.json()["slots"]["name"] is None
+
+
+def test_predict_execute_story(server):
+    server.post("/conversations/p-1/messages", {"text": "/goodbye", "sender": "user"})
+    prediction = server.post("/conversations/p-1/predict").json()
+    assert prediction["policy"] == "policy_0_MemoizationPolicy"
+    best = max(prediction["scores"], key=lambda s: s["score"])
+    assert best["action"] == "utter_goodbye"
+    executed = server.post("/conversations/p-1/execute", {"name": "utter_goodbye"}).json()
+    assert executed["messages"][0]["text"] == "bye"
+    story = server.get("/conversations/p-1/story").text
+    assert story.startswith("## p-1")
+    assert "utter_goodbye" in story
+
+
+def test_domain_json_and_yaml(server):
+    domain = server.get("/domain").json()
+    assert "utter_greet" in domain["templates"]
+    yml = server.get("/domain", headers={"Accept": "application/x-yml"})
+    assert yml.status == 200 and "utter_greet" in yml.text
+
+
+def test_unknown_route_and_method_get_error_bodies(server):
+    missing = server.get("/nothing/here")
+    assert missing.status == 404 and missing.json()["code"] == 404
+    wrong = server.request("DELETE", "/status")
+    assert wrong.status == 405 and wrong.json()["status"] == "failure"
+
+
+def test_one_conversation_serialises_concurrent_messages(server):
+    """100 messages at once to one conversation: 100 complete turns, in order, none lost."""
+    sender = "concurrent-1"
+    messages = ['/greet{{"name": "n{}"}}'.format(i) for i in range(100)]
+
+    def send(text):
+        return turn(server, sender, text)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        other = pool.submit(lambda: [turn(server, "bystander", "/goodbye") for _ in range(5)])
+        replies = list(pool.map(send, messages))
+    assert other.result()[0][0]["text"] == "bye"
+    # Every turn answered with its own name: nothing interleaved.
+    assert [r[0]["text"] for r in replies] == ["hey n{}!".format(i) for i in range(100)] or \
+        sorted(r[0]["text"] for r in replies) == sorted("hey n{}!".format(i) for i in range(100))
+    events = server.get("/conversations/{}/tracker?include_events=ALL".format(sender)).json()[
+        "events"]
+    users = [e for e in events if e["event"] == "user"]
+    assert len(users) == 100
+    # Each user message is followed by its own complete turn before the next message.
+    kinds = [(e["event"], e.get("name")) for e in events]
+    turn_shape = [("user", None), ("slot", "name"), ("action", "utter_greet"), ("bot", None),
+                  ("action", "action_listen")]
+    assert kinds[1:] == turn_shape * 100
+    slots = [e["value"] for e in events if e["event"] == "slot"]
+    assert sorted(slots) == sorted("n{}".format(i) for i in range(100))
+
+
+def test_restart_continues_from_sqlite(model_dir, tmp_path):
+    first = Server(str(tmp_path), ["--enable_api", "-d", model_dir]).start()
+    try:
+        turn(first, "durable", "/greet")
+    finally:
+        assert first.stop() in (0, -15)
+    db = sqlite3.connect(os.path.join(str(tmp_path), "coreactors.db"))
+    assert db.execute("select count(*) from sqlite_master").fetchone()[0] > 0
+    db.close()
+    second = Server(str(tmp_path), ["--enable_api", "-d", model_dir]).start()
+    try:
+        assert turn(second, "durable", '/inform{"name": "Dee"}') == [
+            {"recipient_id": "durable", "text": "hey Dee!"}]
+    finally:
+        second.stop()
+
+
+def test_passivated_conversation_comes_back(model_dir, tmp_path):
+    server = Server(str(tmp_path), ["--enable_api", "-d", model_dir, "--idle_timeout", "0.2",
+                                    "--max_actors", "2"]).start()
+    try:
+        turn(server, "passive", "/greet")
+        for i in range(4):  # more conversations than the cap: "passive" is stopped
+            turn(server, "filler-{}".format(i), "/goodbye")
+        time.sleep(0.6)
+        assert turn(server, "passive", '/inform{"name": "Eve"}')[0]["text"] == "hey Eve!"
+        state = server.get("/conversations/passive/tracker").json()
+        assert state["slots"]["name"] == "Eve"
+    finally:
+        server.stop()
+
+
+def test_sigterm_stops_quickly(model_dir, tmp_path):
+    server = Server(str(tmp_path), ["--enable_api", "-d", model_dir]).start()
+    turn(server, "bye", "/goodbye")
+    started = time.time()
+    # twistd re-raises SIGTERM after a clean shutdown, so the exit status says "terminated".
+    assert server.stop() in (0, -15)
+    assert time.time() - started < 5.0
+    log = server.log()
+    assert "Stopped every conversation actor." in log
+    assert "Server Shut Down." in log

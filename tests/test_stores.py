@@ -1,0 +1,628 @@
+"""Tests for coreactors.stores: the tracker store contract, SQLite durability and failures,
+and choosing a store from endpoints.yml.
+
+Contract tests run against both stores. Everything is written under pytest's tmp_path.
+"""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from coreactors.stores.base import StoreError, TrackerStore
+from coreactors.stores.config import store_from_endpoint
+from coreactors.stores.memory import InMemoryTrackerStore
+from coreactors.stores.sqlite import SQLiteTrackerStore
+
+# --------------------------------------------------------------------------- helpers
+
+
+def turn(number, text="hello"):
+    """The events of one turn, shaped like Event.as_dict() output."""
+    return [
+        {"event": "user", "timestamp": 1000.0 + number, "text": "{} {}".format(text, number),
+         "parse_data": {"intent": {"name": "greet", "confidence": 0.9},
+                        "entities": [{"entity": "name", "value": "Ada"}]}},
+        {"event": "action", "timestamp": 1000.5 + number, "name": "utter_greet"},
+        {"event": "bot", "timestamp": 1000.6 + number, "text": "hi {}".format(number)},
+        {"event": "action", "timestamp": 1000.7 + number, "name": "action_listen"},
+    ]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        made = InMemoryTrackerStore()
+    else:
+        made = SQLiteTrackerStore(str(tmp_path / "trackers.db"))
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "trackers.db")
+
+
+@pytest.fixture
+def sqlite_store(db_path):
+    made = SQLiteTrackerStore(db_path)
+    yield made
+    made.close()
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+def test_stores_are_tracker_stores(store):
+    assert isinstance(store, TrackerStore)
+
+
+def test_load_of_unknown_conversation_is_none(store):
+    assert store.load("nobody") is None
+    store.append("somebody", turn(1))
+    assert store.load("nobody") is None
+
+
+def test_append_creates_then_extends_in_order(store):
+    store.append("ada", turn(1))
+    assert store.load("ada") == turn(1)
+    store.append("ada", turn(2))
+    store.append("ada", turn(3)[:1])
+    assert store.load("ada") == turn(1) + turn(2) + turn(3)[:1]
+
+
+def test_append_of_a_large_batch_keeps_order(store):
+    # More events than the SQLite store's single-statement path takes at once.
+    store.append("ada", turn(0))
+    many = [{"event": "slot", "name": "n", "value": index} for index in range(500)]
+    store.append("ada", many)
+    store.append("ada", turn(1))
+    assert store.load("ada") == turn(0) + many + turn(1)
+    store.append("new", many)
+    assert store.load("new") == many
+
+
+def test_append_of_an_empty_list_creates_a_known_conversation(store):
+    store.append("ada", [])
+    assert store.load("ada") == []
+    assert store.conversation_ids() == ["ada"]
+    store.append("ada", turn(1))
+    store.append("ada", [])
+    assert store.load("ada") == turn(1)
+
+
+def test_replace_swaps_the_whole_conversation(store):
+    store.append("ada", turn(1) + turn(2))
+    store.replace("ada", turn(7))
+    assert store.load("ada") == turn(7)
+    store.append("ada", turn(8))
+    assert store.load("ada") == turn(7) + turn(8)
+    store.replace("ada", [])
+    assert store.load("ada") == []
+
+
+def test_replace_creates_an_unknown_conversation(store):
+    store.replace("ada", turn(1))
+    assert store.load("ada") == turn(1)
+    store.replace("bob", [])
+    assert store.load("bob") == []
+    assert store.conversation_ids() == ["ada", "bob"]
+
+
+def test_conversation_ids_are_in_first_seen_order(store):
+    assert store.conversation_ids() == []
+    for sender_id in ["zed", "ada", "mia", "bob"]:
+        store.append(sender_id, turn(1))
+    store.append("ada", turn(2))
+    store.replace("zed", turn(3))
+    store.replace("kim", turn(4))
+    store.append("mia", [])
+    assert store.conversation_ids() == ["zed", "ada", "mia", "bob", "kim"]
+
+
+def test_returned_and_given_lists_are_copies(store):
+    given = turn(1)
+    store.append("ada", given)
+    given.append({"event": "restart"})
+    given[0]["text"] = "changed by the caller"
+    given[0]["parse_data"]["intent"]["name"] = "changed"
+    assert store.load("ada") == turn(1)
+
+    loaded = store.load("ada")
+    loaded.clear()
+    store.load("ada")[1]["name"] = "changed"
+    store.load("ada")[0]["parse_data"]["entities"].append({"entity": "x"})
+    assert store.load("ada") == turn(1)
+    assert store.load("ada") is not store.load("ada")
+
+    ids = store.conversation_ids()
+    ids.append("intruder")
+    assert store.conversation_ids() == ["ada"]
+
+
+@pytest.mark.parametrize("sender_id", [
+    "ünïcødé-用户-🤖",
+    "x" * 20000,
+    "a/b/../c",
+    "/leading/slash/",
+    "back\\slash",
+    "quote'and\"double",
+    "per%2Fcent",
+    "",
+    " spaces ",
+    "null\x00byte",
+])
+def test_unusual_sender_ids(store, sender_id):
+    store.append(sender_id, turn(1))
+    store.append(sender_id + "-other", turn(2))
+    store.append(sender_id, turn(3))
+    assert store.load(sender_id) == turn(1) + turn(3)
+    assert store.load(sender_id + "-other") == turn(2)
+    assert store.conversation_ids() == [sender_id, sender_id + "-other"]
+
+
+def test_event_values_round_trip(store):
+    events = [{"event": "slot", "name": "note", "value": {
+        "text": "naïve café ✓ 🤖 \u2028 \"quoted\" \\ \n tab\t",
+        "long": "y" * 100000, "numbers": [0, -1, 1.5, 1e300, 2 ** 62], "flags": [True, False],
+        "nothing": None, "nested": {"a": [{"b": []}]}}}]
+    store.append("ada", events)
+    assert store.load("ada") == events
+
+
+def test_an_unencodable_event_is_refused_and_nothing_is_stored(store):
+    store.append("ada", turn(1))
+    with pytest.raises(StoreError, match="event 2 of conversation 'ada'"):
+        store.append("ada", turn(2)[:2] + [{"event": "bot", "data": object()}])
+    assert store.load("ada") == turn(1)
+    with pytest.raises(StoreError):
+        store.replace("ada", [{"event": "bot", "data": {1, 2}}])
+    assert store.load("ada") == turn(1)
+    with pytest.raises(StoreError):
+        store.append("new", [{"event": "bot", "data": object()}])
+    assert store.load("new") is None
+    assert store.conversation_ids() == ["ada"]
+
+
+def test_a_sender_id_that_is_not_a_string_is_refused(store):
+    with pytest.raises(StoreError, match="sender id must be a string"):
+        store.append(42, turn(1))
+    with pytest.raises(StoreError):
+        store.load(None)
+    assert store.conversation_ids() == []
+
+
+def test_a_closed_store_raises_store_error(store):
+    store.append("ada", turn(1))
+    store.close()
+    store.close()  # closing twice is harmless
+    for call in (lambda: store.load("ada"), lambda: store.append("ada", turn(2)),
+                 lambda: store.replace("ada", []), store.conversation_ids):
+        with pytest.raises(StoreError, match="closed"):
+            call()
+
+
+def test_a_store_is_a_context_manager(store):
+    with store as same:
+        same.append("ada", turn(1))
+    with pytest.raises(StoreError):
+        store.load("ada")
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_parallel_writers_to_different_conversations_lose_nothing(store):
+    threads, appends = 16, 60
+    errors = []
+    start = threading.Barrier(threads)
+
+    def writer(number):
+        try:
+            start.wait()
+            for index in range(appends):
+                store.append("user-{}".format(number), turn(index, text="t{}".format(number)))
+                if index % 20 == 0:
+                    assert store.load("user-{}".format(number))[-1] == \
+                        turn(index, text="t{}".format(number))[-1]
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=writer, args=(number,)) for number in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not errors
+    assert sorted(store.conversation_ids()) == sorted(
+        "user-{}".format(number) for number in range(threads))
+    for number in range(threads):
+        expected = [event for index in range(appends)
+                    for event in turn(index, text="t{}".format(number))]
+        assert store.load("user-{}".format(number)) == expected
+
+
+def test_writers_sharing_a_conversation_under_their_own_lock_lose_nothing(store):
+    threads, appends = 4, 50
+    their_lock = threading.Lock()
+    written = []
+    errors = []
+
+    def writer(number):
+        try:
+            for index in range(appends):
+                events = [{"event": "slot", "name": "w{}".format(number), "value": index}]
+                with their_lock:
+                    store.append("shared", events)
+                    written.extend(events)
+        except BaseException as error:
+            errors.append(error)
+
+    workers = [threading.Thread(target=writer, args=(number,)) for number in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not errors
+    assert len(written) == threads * appends
+    assert store.load("shared") == written
+
+
+# --------------------------------------------------------------------------- SQLite: durability
+
+
+def test_sqlite_a_second_store_on_the_file_sees_appended_events(sqlite_store, db_path):
+    sqlite_store.append("ada", turn(1))
+    sqlite_store.append("bob", [])
+    second = SQLiteTrackerStore(db_path)
+    try:
+        assert second.load("ada") == turn(1)
+        assert second.load("bob") == []
+        assert second.conversation_ids() == ["ada", "bob"]
+        second.append("ada", turn(2))
+        assert sqlite_store.load("ada") == turn(1) + turn(2)
+    finally:
+        second.close()
+    sqlite_store.close()
+    reopened = SQLiteTrackerStore(db_path)
+    try:
+        assert reopened.load("ada") == turn(1) + turn(2)
+    finally:
+        reopened.close()
+
+
+def test_sqlite_another_process_sees_appended_events(sqlite_store, db_path, tmp_path):
+    sqlite_store.append("ada", turn(1))
+    sqlite_store.replace("bob", turn(2))
+    # The first store stays open: what append committed must already be visible.
+    code = ("import json, sys\n"
+            "from coreactors.stores.sqlite import SQLiteTrackerStore\n"
+            "store = SQLiteTrackerStore(sys.argv[1])\n"
+            "print(json.dumps({'ids': store.conversation_ids(), 'ada': store.load('ada'),\n"
+            "                  'bob': store.load('bob')}))\n"
+            "store.append('carl', [{'event': 'restart'}])\n"
+            "store.close()\n")
+    result = subprocess.run([sys.executable, "-c", code, db_path], cwd=str(tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen == {"ids": ["ada", "bob"], "ada": turn(1), "bob": turn(2)}
+    assert sqlite_store.load("carl") == [{"event": "restart"}]
+    assert sqlite_store.conversation_ids() == ["ada", "bob", "carl"]
+
+
+def test_sqlite_uses_the_wal_journal(sqlite_store, db_path):
+    sqlite_store.append("ada", turn(1))
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        raw.close()
+    assert os.path.exists(db_path + "-wal")
+
+
+def test_sqlite_checkpoints_in_the_background(db_path, tmp_path):
+    store = SQLiteTrackerStore(db_path, checkpoint_interval=0.02)
+    try:
+        store.append("ada", turn(1))
+        # The database file alone (without its WAL) holds the events once checkpointed.
+        copy = str(tmp_path / "copy.db")
+        deadline = time.monotonic() + 30
+        while True:
+            shutil.copyfile(db_path, copy)
+            raw = sqlite3.connect(copy)
+            try:
+                tables = raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                count = raw.execute("SELECT count(*) FROM events").fetchone()[0] if tables else 0
+            finally:
+                raw.close()
+            os.remove(copy)
+            if count == len(turn(1)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert count == len(turn(1))
+    finally:
+        store.close()
+
+
+def test_sqlite_wal_starts_over_while_writes_go_on(db_path):
+    # A passive checkpoint racing with writes never leaves the WAL fully copied by itself, so
+    # without the catch-up under the lock the WAL would grow to ~40 MB here.
+    store = SQLiteTrackerStore(db_path, checkpoint_interval=0.01)
+    try:
+        for index in range(4000):
+            store.append("user-{}".format(index % 8), turn(index))
+            time.sleep(0)  # let the checkpointer thread run, as pauses between turns do
+        assert os.path.getsize(db_path + "-wal") < 16 * 1024 * 1024
+        assert len(store.load("user-0")) == 500 * len(turn(0))
+    finally:
+        store.close()
+
+
+def checkpointers():
+    return [thread for thread in threading.enumerate()
+            if thread.name == "tracker-store-checkpoint"]
+
+
+def test_sqlite_works_without_the_background_checkpointer(db_path):
+    before = len(checkpointers())
+    store = SQLiteTrackerStore(db_path, checkpoint_interval=None)
+    try:
+        assert len(checkpointers()) == before
+        store.append("ada", turn(1))
+        store.append("ada", turn(2))
+        assert store.load("ada") == turn(1) + turn(2)
+    finally:
+        store.close()
+
+
+def test_sqlite_close_stops_the_checkpointer(db_path):
+    before = len(checkpointers())
+    store = SQLiteTrackerStore(db_path)
+    assert len(checkpointers()) == before + 1
+    store.close()
+    assert len(checkpointers()) == before
+
+
+# --------------------------------------------------------------------------- SQLite: failures
+
+
+def test_sqlite_a_corrupt_file_raises_store_error(db_path):
+    with open(db_path, "wb") as handle:
+        handle.write(b"this is not a database, just garbage \x00\xff" * 300)
+    with pytest.raises(StoreError, match="trackers.db"):
+        SQLiteTrackerStore(db_path)
+
+
+def test_sqlite_an_empty_file_becomes_a_store(db_path):
+    open(db_path, "wb").close()
+    store = SQLiteTrackerStore(db_path)
+    try:
+        store.append("ada", turn(1))
+        assert store.load("ada") == turn(1)
+    finally:
+        store.close()
+
+
+def test_sqlite_a_path_in_a_missing_folder_raises_store_error(tmp_path):
+    missing = tmp_path / "no" / "such" / "folder" / "trackers.db"
+    with pytest.raises(StoreError, match="does not exist"):
+        SQLiteTrackerStore(str(missing))
+    assert not (tmp_path / "no").exists()
+
+
+def test_sqlite_a_folder_as_path_raises_store_error(tmp_path):
+    with pytest.raises(StoreError):
+        SQLiteTrackerStore(str(tmp_path))
+
+
+def test_sqlite_a_database_of_another_program_raises_store_error(db_path):
+    raw = sqlite3.connect(db_path)
+    raw.execute("CREATE TABLE events (id INTEGER, sender_id TEXT, type_name TEXT)")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match="another program"):
+        SQLiteTrackerStore(db_path)
+
+
+def test_sqlite_a_newer_schema_raises_store_error(sqlite_store, db_path):
+    sqlite_store.close()
+    raw = sqlite3.connect(db_path)
+    raw.execute("PRAGMA user_version = 99")
+    raw.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        SQLiteTrackerStore(db_path)
+
+
+def add_failing_trigger(db_path):
+    """Makes SQLite itself fail any insert of an event whose JSON mentions "boom"."""
+    raw = sqlite3.connect(db_path)
+    raw.execute("CREATE TRIGGER fail_on_boom BEFORE INSERT ON events "
+                "WHEN NEW.data LIKE '%boom%' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+    raw.commit()
+    raw.close()
+
+
+def test_sqlite_a_failing_append_leaves_earlier_events_intact(sqlite_store, db_path):
+    sqlite_store.append("ada", turn(1))
+    add_failing_trigger(db_path)
+    boom = turn(2) + [{"event": "bot", "text": "boom"}] + turn(3)
+    with pytest.raises(StoreError, match="disk on fire") as raised:
+        sqlite_store.append("ada", boom)
+    assert "append" in str(raised.value) and "'ada'" in str(raised.value)
+    assert sqlite_store.load("ada") == turn(1)
+    # The large-batch path (one explicit transaction) is just as atomic.
+    with pytest.raises(StoreError):
+        sqlite_store.append("ada", turn(4) * 30 + [{"event": "bot", "text": "boom"}])
+    assert sqlite_store.load("ada") == turn(1)
+    # A new conversation whose first append fails is not created.
+    with pytest.raises(StoreError):
+        sqlite_store.append("bob", boom)
+    assert sqlite_store.load("bob") is None
+    assert sqlite_store.conversation_ids() == ["ada"]
+    # The store keeps working afterwards.
+    sqlite_store.append("ada", turn(5))
+    assert sqlite_store.load("ada") == turn(1) + turn(5)
+
+
+def test_sqlite_a_failing_replace_leaves_the_conversation_intact(sqlite_store, db_path):
+    sqlite_store.append("ada", turn(1))
+    add_failing_trigger(db_path)
+    with pytest.raises(StoreError, match="replace"):
+        sqlite_store.replace("ada", turn(2) + [{"event": "bot", "text": "boom"}])
+    assert sqlite_store.load("ada") == turn(1)
+
+
+def test_sqlite_a_database_locked_too_long_raises_store_error(db_path):
+    store = SQLiteTrackerStore(db_path, timeout=0.2)
+    try:
+        store.append("ada", turn(1))
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(StoreError, match="locked"):
+                store.append("ada", turn(2))
+            with pytest.raises(StoreError, match="locked"):
+                store.append("new", [])
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert store.load("ada") == turn(1)
+        store.append("ada", turn(3))
+        assert store.load("ada") == turn(1) + turn(3)
+    finally:
+        store.close()
+
+
+def test_sqlite_a_sender_id_sqlite_cannot_encode_raises_store_error(sqlite_store):
+    with pytest.raises(StoreError):
+        sqlite_store.append("lone \ud800 surrogate", turn(1))
+    assert sqlite_store.conversation_ids() == []
+
+
+def test_sqlite_an_event_corrupted_on_disk_raises_store_error(sqlite_store, db_path):
+    sqlite_store.append("ada", turn(1))
+    raw = sqlite3.connect(db_path)
+    raw.execute("UPDATE events SET data = '{not json' WHERE seq = (SELECT min(seq) FROM events)")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match="not JSON"):
+        sqlite_store.load("ada")
+
+
+# --------------------------------------------------------------------------- store_from_endpoint
+
+
+@pytest.fixture
+def made():
+    """Collects stores made by a test and closes them afterwards."""
+    stores = []
+    yield stores.append
+    for each in stores:
+        each.close()
+
+
+def opened(store, made):
+    made(store)
+    return store
+
+
+@pytest.mark.parametrize("config", [None, {}])
+def test_endpoint_without_a_block_is_sqlite_at_the_default_path(config, tmp_path, made):
+    default = str(tmp_path / "default.db")
+    store = opened(store_from_endpoint(config, default_path=default), made)
+    assert isinstance(store, SQLiteTrackerStore)
+    assert store.path == default
+    store.append("ada", turn(1))
+    assert os.path.exists(default)
+
+
+@pytest.mark.parametrize("key", ["db", "path", "url"])
+@pytest.mark.parametrize("type_key", ["type", "store_type"])
+def test_endpoint_sqlite_names_its_file(key, type_key, tmp_path, made):
+    path = str(tmp_path / "named.db")
+    store = opened(store_from_endpoint({type_key: "sqlite", key: path},
+                                       default_path=str(tmp_path / "default.db")), made)
+    assert isinstance(store, SQLiteTrackerStore)
+    assert store.path == path
+    assert not os.path.exists(tmp_path / "default.db")
+
+
+def test_endpoint_sqlite_url_forms(tmp_path, monkeypatch, made):
+    monkeypatch.chdir(tmp_path)
+    relative = opened(store_from_endpoint({"type": "sqlite", "url": "sqlite:///rel.db"}), made)
+    assert relative.path == "rel.db"
+    absolute = str(tmp_path / "abs.db")
+    store = opened(store_from_endpoint({"type": "sqlite", "url": "sqlite:///" + absolute}),
+                   made)
+    assert store.path == absolute
+    assert os.path.exists(absolute)
+
+
+def test_endpoint_sqlite_without_a_file_uses_the_default_path(tmp_path, made):
+    default = str(tmp_path / "default.db")
+    store = opened(store_from_endpoint({"store_type": "SQLite"}, default_path=default), made)
+    assert store.path == default
+
+
+def test_endpoint_agreeing_file_keys_are_fine_and_disagreeing_ones_refused(tmp_path, made):
+    path = str(tmp_path / "same.db")
+    store = opened(store_from_endpoint({"type": "sqlite", "db": path, "path": path}), made)
+    assert store.path == path
+    with pytest.raises(ValueError, match="only one of"):
+        store_from_endpoint({"type": "sqlite", "db": path, "url": str(tmp_path / "other.db")})
+
+
+@pytest.mark.parametrize("name", ["memory", "in_memory", "InMemoryTrackerStore", "MEMORY"])
+def test_endpoint_memory_types(name, tmp_path, made):
+    default = str(tmp_path / "default.db")
+    store = opened(store_from_endpoint({"store_type": name}, default_path=default), made)
+    assert isinstance(store, InMemoryTrackerStore)
+    assert not os.path.exists(default)
+
+
+def test_endpoint_store_type_wins_over_type(tmp_path, made):
+    default = str(tmp_path / "default.db")
+    store = opened(store_from_endpoint({"type": "redis", "store_type": "memory"},
+                                       default_path=default), made)
+    assert isinstance(store, InMemoryTrackerStore)
+    with pytest.raises(ValueError, match="'redis'"):
+        store_from_endpoint({"type": "memory", "store_type": "redis"}, default_path=default)
+
+
+@pytest.mark.parametrize("name", ["redis", "mongod", "sql", "dynamo",
+                                  "my_module.MyTrackerStore"])
+def test_endpoint_unsupported_types_are_refused(name, tmp_path):
+    default = str(tmp_path / "default.db")
+    with pytest.raises(ValueError) as raised:
+        store_from_endpoint({"store_type": name, "url": "localhost", "db": "rasa"},
+                            default_path=default)
+    message = str(raised.value)
+    assert repr(name) in message and "sqlite" in message and "memory" in message
+    assert not os.listdir(str(tmp_path))
+
+
+@pytest.mark.parametrize("config, complaint", [
+    ({"type": 3}, "non-empty string"),
+    ({"store_type": ""}, "non-empty string"),
+    ({"type": "sqlite", "db": ""}, "must name the SQLite file"),
+    ({"type": "sqlite", "db": 5}, "must name the SQLite file"),
+    ({"type": "sqlite", "url": "redis://localhost:6379"}, "not a SQLite file"),
+    ({"type": "sqlite", "url": "sqlite:///"}, "names no SQLite file"),
+    (["sqlite"], "must be a mapping"),
+])
+def test_endpoint_malformed_blocks_are_refused(config, complaint, tmp_path):
+    with pytest.raises(ValueError, match=complaint):
+        store_from_endpoint(config, default_path=str(tmp_path / "default.db"))
+
+
+def test_endpoint_sqlite_in_a_missing_folder_raises_store_error(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        store_from_endpoint({"type": "sqlite", "db": str(tmp_path / "missing" / "t.db")})
