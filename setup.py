@@ -27,7 +27,8 @@ setup(
         "pyjwt>=2.8",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # rasa-sdk: the real action server library, run by the end-to-end tests.
+        "test": ["pytest>=7", "rasa-sdk>=3.0"],
     },
     entry_points={"console_scripts": ["coreactors=coreactors.cli:main"]},
     zip_safe=False,
