@@ -97,11 +97,16 @@ def parse_events(body: Dict[str, Any]) -> List[Event]:
 
 def send_response(dispatcher: Dispatcher, response: Dict[str, Any],
                   tracker: DialogueStateTracker, domain: Domain) -> None:
-    """Sends one item of ``responses``: a ``template`` to render, or a message as it is."""
-    response = dict(response)
+    """Sends one item of ``responses``: a template to render, or a message as it is.
+
+    The template is named by ``template`` (Rasa Core 0.12's action SDK) or ``response`` (later
+    SDKs, which also send every other key, most of them null or empty).
+    """
+    response = {k: v for k, v in response.items() if v is not None}
+    name = response.pop("template", None) or response.pop("response", None)
+    response.pop("response", None)
     draft: Dict[str, Any] = {}
-    if "template" in response:
-        name = response.pop("template")
+    if name:
         rendered = dispatcher.nlg.generate(str(name), tracker.current_slot_values(), **response)
         if rendered is None:
             logger.warning("The action server asked for the template '%s', which the domain "
