@@ -52,6 +52,7 @@ class DialogueStateTracker:
         self.events: List[Event] = []
         self.slots = domain.fresh_slots()
         self._replaying = False
+        self._state_cache: Optional[State] = None
         self._reset()
 
     # ----------------------------------------------------------------- building
@@ -107,10 +108,12 @@ class DialogueStateTracker:
 
     def _apply(self, event: Event) -> None:
         if isinstance(event, ActionExecuted):
+            self._state_cache = None
             self._record_state_before(event)
         event.apply_to(self)
         if isinstance(event, Form):
             self._on_form_event(event)
+        self._state_cache = None
 
     def _reset(self) -> None:
         """Back to the initial state; events are kept."""
@@ -184,9 +187,12 @@ class DialogueStateTracker:
     # ----------------------------------------------------------------- states for policies
 
     def _current_state(self) -> State:
-        return frozenset(self.domain.state_of(
-            self._feature_message.parse_data, self.slots, self.latest_action_name,
-            self.active_form.get("name"), binary=True).items())
+        # State only changes through events (_apply clears this), and every policy asks for it.
+        if self._state_cache is None:
+            self._state_cache = frozenset(self.domain.state_of(
+                self._feature_message.parse_data, self.slots, self.latest_action_name,
+                self.active_form.get("name"), binary=True).items())
+        return self._state_cache
 
     def _record_state_before(self, event: ActionExecuted) -> None:
         """Records the state an action was chosen in, as policies are meant to see it.

@@ -29,6 +29,28 @@ class BinarySingleStateFeaturizer:
     """One vector position per domain feature; padding is all -1."""
 
     name = "BinarySingleStateFeaturizer"
+    # Conversations revisit the same few states over and over: remember their vectors.
+    CACHE_SIZE = 20000
+
+    def __init__(self) -> None:
+        self._cache: Dict[Any, np.ndarray] = {}
+        self._cache_domain: Optional[Domain] = None
+
+    def encode_window(self, window: Window, domain: Domain) -> np.ndarray:
+        """The window's vectors, concatenated oldest first."""
+        if self._cache_domain is not domain:
+            self._cache = {}
+            self._cache_domain = domain
+        cache = self._cache
+        parts = []
+        for state in window:
+            vector = cache.get(state)
+            if vector is None:
+                vector = self.encode(state, domain)
+                if len(cache) < self.CACHE_SIZE:
+                    cache[state] = vector
+            parts.append(vector)
+        return np.concatenate(parts)
 
     def encode(self, state: Optional[State], domain: Domain) -> np.ndarray:
         vector = np.zeros(domain.num_states, dtype=np.float32)
@@ -41,10 +63,6 @@ class BinarySingleStateFeaturizer:
             if i is not None:
                 vector[i] = value
         return vector
-
-    def encode_window(self, window: Window, domain: Domain) -> np.ndarray:
-        """The window's vectors, concatenated oldest first."""
-        return np.concatenate([self.encode(s, domain) for s in window])
 
 
 class TrackerFeaturizer:
