@@ -6,10 +6,13 @@ turn's new events reach the store before the reply leaves, so an answered messag
 A new model arrives as a message too, so it is picked up between two requests, never during one.
 """
 
+import collections
 import logging
+import threading
 from typing import Any, Callable, Dict, List, Optional
 
 import pykka
+from twisted.python.failure import Failure
 
 from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.interface import ConversationError, StoreUnavailable
@@ -22,8 +25,45 @@ from coreactors.stores.base import StoreError, TrackerStore
 
 logger = logging.getLogger(__name__)
 
-# Runs a function on the reactor thread (reactor.callFromThread, or a test's stand-in).
+# Runs a function on the reactor thread (reactor.callFromThread, a ReplyBridge, or a test's
+# stand-in).
 CallFromThread = Callable[..., None]
+
+
+class ReplyBridge:
+    """Carries actors' answers to the reactor thread, one wake-up per burst of answers.
+
+    ``callFromThread`` wakes the reactor through a pipe each time; under load many actors answer
+    at once, so answers are queued and the reactor drains the queue in one call.
+    """
+
+    def __init__(self, call_from_thread: CallFromThread) -> None:
+        self.call_from_thread = call_from_thread
+        self._queue: "collections.deque" = collections.deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def __call__(self, function: Callable, argument: Any) -> None:
+        with self._lock:
+            self._queue.append((function, argument))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.call_from_thread(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._scheduled = False
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+            for function, argument in batch:
+                try:
+                    function(argument)
+                except Exception:  # one failing callback must not strand the others
+                    logger.exception("Delivering an actor's answer failed.")
 
 
 class Reply:
@@ -39,7 +79,6 @@ class Reply:
         self.call_from_thread(self.deferred.callback, value)
 
     def fail(self, error: BaseException) -> None:
-        from twisted.python.failure import Failure
         self.call_from_thread(self.deferred.errback, Failure(error))
 
 

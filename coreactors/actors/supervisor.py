@@ -20,7 +20,7 @@ from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
 from coreactors.actions.remote import ActionServerClient
-from coreactors.actors.conversation import ConversationActor, Reply
+from coreactors.actors.conversation import ConversationActor, Reply, ReplyBridge
 from coreactors.actors.interface import (
     ConversationError, IConversations, MessageListener, NoModelLoaded, StoreUnavailable)
 from coreactors.dialogue.domain import Domain
@@ -61,6 +61,7 @@ class Supervisor:
         self.actors: "OrderedDict[str, _Entry]" = OrderedDict()
         self._reaper: Optional[LoopingCall] = None
         self.stopping = False
+        self.replies = ReplyBridge(reactor.callFromThread)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -128,7 +129,7 @@ class Supervisor:
         return entry
 
     def _bridge_listener(self, listener: Callable, message: Dict[str, Any]) -> None:
-        self.reactor.callFromThread(listener, message)
+        self.replies(listener, message)
 
     def _evict(self, count: int) -> None:
         """Stops up to ``count`` least recently used actors that have nothing to do."""
@@ -172,12 +173,12 @@ class Supervisor:
             self.actors.move_to_end(sender_id)
         deferred: Deferred = Deferred()
         try:
-            entry.ref.tell((command, args, Reply(deferred, self.reactor.callFromThread)))
+            entry.ref.tell((command, args, Reply(deferred, self.replies)))
         except pykka.ActorDeadError:
             # It died between two requests: start it again from the store.
             self.actors.pop(sender_id, None)
             entry = self._start_actor(sender_id)
-            entry.ref.tell((command, args, Reply(deferred, self.reactor.callFromThread)))
+            entry.ref.tell((command, args, Reply(deferred, self.replies)))
         entry.in_flight += 1
 
         def done(result: Any) -> Any:
