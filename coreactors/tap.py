@@ -48,6 +48,14 @@ class Options(usage.Options):
         """log at DEBUG level"""
         self["debug"] = True
 
+    def postOptions(self) -> None:
+        # Accepting these without honouring them would leave an API open that its operator
+        # believes protected: refuse them until they are implemented.
+        for flag in ("auth_token", "jwt_secret", "nlu"):
+            if self[flag]:
+                raise usage.UsageError("--{} is not supported yet by this version of "
+                                       "coreactors.".format(flag))
+
 
 def makeService(options: Dict[str, Any]):
     from coreactors.service import make_service

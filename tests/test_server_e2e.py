@@ -235,3 +235,47 @@ def test_sigterm_stops_quickly(model_dir, tmp_path):
     log = server.log()
     assert "Stopped every conversation actor." in log
     assert "Server Shut Down." in log
+
+
+
+SOCKET_ACTIVATION = """
+import os, socket, sys
+listener = socket.socket()
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen(16)
+os.dup2(listener.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1", LISTEN_FDNAMES="coreactors")
+os.execv(sys.executable, [sys.executable, "-m", "coreactors.run"] + sys.argv[2:])
+"""
+
+
+def test_systemd_socket_activation(model_dir, tmp_path):
+    """--listen systemd:... serves on a socket handed over the way systemd does (fd 3)."""
+    import subprocess
+    import sys
+    import urllib.request
+    from live_server import free_port
+    port = free_port()
+    log = open(str(tmp_path / "server.log"), "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", SOCKET_ACTIVATION, str(port), "--enable_api", "-d", model_dir,
+         "--listen", "systemd:domain=INET:name=coreactors"], cwd=str(tmp_path),
+        stdout=log, stderr=subprocess.STDOUT,
+        env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache")))
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:{}/status".format(port),
+                                            timeout=2) as response:
+                    assert json.loads(response.read())["is_ready"] is True
+                    break
+            except OSError:
+                if time.time() > deadline or process.poll() is not None:
+                    raise AssertionError(open(str(tmp_path / "server.log")).read())
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
