@@ -279,3 +279,74 @@ def test_systemd_socket_activation(model_dir, tmp_path):
         process.terminate()
         process.wait(10)
         log.close()
+
+
+def test_model_level_routes(server):
+    events = [{"event": "action", "name": "action_listen"},
+              {"event": "user", "text": "/goodbye",
+               "parse_data": {"intent": {"name": "goodbye", "confidence": 1.0},
+                              "entities": []}}]
+    predicted = server.post("/predict", events)
+    assert predicted.status == 200
+    body = predicted.json()
+    assert set(body) == {"scores", "policy", "tracker"}
+    assert max(body["scores"], key=lambda s: s["score"])["action"] == "utter_goodbye"
+    assert server.post("/predict", [{"event": "nope"}]).status == 400
+
+    evaluation = server.request("POST", "/evaluate", raw=STORIES.encode())
+    assert evaluation.status == 200
+    result = evaluation.json()
+    assert result["accuracy"] == 1.0 and result["is_end_to_end_evaluation"] is False
+    assert {a["action"] for a in result["actions"]} >= {"utter_greet", "utter_goodbye"}
+    bad = server.request("POST", "/evaluate", raw=b"a line before any story name\n")
+    assert bad.status == 400 and bad.json()["reason"] == "FailedEvaluation"
+
+    before = server.get("/status").json()["model_fingerprint"]
+    finetuned = server.post("/finetune", events + [
+        {"event": "action", "name": "utter_goodbye"},
+        {"event": "action", "name": "action_listen"}])
+    assert finetuned.status in (200, 204)
+    assert server.get("/status").json()["model_fingerprint"] != before
+
+
+def test_respond_route(server):
+    response = server.get("/conversations/respond-1/respond?query=%2Fgoodbye")
+    assert response.status == 200
+    assert [m["text"] for m in response.json()] == ["bye", "see you"]
+
+
+def test_callback_channel(model_dir, tmp_path):
+    import http.server
+    import threading
+    received = []
+
+    class Capture(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    capture = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=capture.serve_forever, daemon=True).start()
+    credentials = write(str(tmp_path / "credentials.yml"),
+                        "callback:\n  url: http://127.0.0.1:{}/bot\n".format(
+                            capture.server_address[1]))
+    server = Server(str(tmp_path), ["-d", model_dir, "--credentials", credentials]).start()
+    try:
+        answer = server.post("/webhooks/callback/webhook",
+                             {"sender": "cb-user", "message": "/goodbye"})
+        assert answer.status == 200 and answer.text == "success"
+        deadline = time.time() + 10
+        while len(received) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert received == [{"recipient_id": "cb-user", "text": "bye"},
+                            {"recipient_id": "cb-user", "text": "see you"}]
+        # Without --enable_api the API routes are not served.
+        assert server.get("/status").status == 404
+    finally:
+        server.stop()
+        capture.shutdown()

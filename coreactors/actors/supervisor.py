@@ -231,29 +231,24 @@ class Supervisor:
                 raise StoreUnavailable("The tracker store failed: {}".format(e))
         return self._in_thread(read)
 
-    def predict_for_events(self, events: List[Dict[str, Any]]) -> Deferred:
+    def _with_model(self, work: Callable[[Model], Any]) -> Deferred:
+        """Runs model-level work (not tied to a conversation) in the thread pool."""
         try:
             model = self._model()
         except NoModelLoaded as e:
             return fail(e)
+        return self._in_thread(lambda: work(model))
 
-        def work() -> Dict[str, Any]:
-            try:
-                tracker = DialogueStateTracker.from_dicts("default", events, model.domain)
-            except InvalidEvent as e:
-                raise ConversationError(str(e), 400, "InvalidEvent")
-            result = MessageProcessor(model).predict_next(tracker)
+    def predict_for_events(self, events: List[Dict[str, Any]]) -> Deferred:
+        def work(model: Model) -> Dict[str, Any]:
+            result = MessageProcessor(model).predict_next(
+                _tracker_from_dicts("default", events, model))
             result.pop("confidence", None)
             return result
-        return self._in_thread(work)
+        return self._with_model(work)
 
     def evaluate(self, stories: str, e2e: bool) -> Deferred:
-        try:
-            model = self._model()
-        except NoModelLoaded as e:
-            return fail(e)
-
-        def work() -> Dict[str, Any]:
+        def work(model: Model) -> Dict[str, Any]:
             from coreactors.dialogue.stories import StoryParseError
             from coreactors.training.evaluate import evaluate_stories
             try:
@@ -261,25 +256,22 @@ class Supervisor:
             except (StoryParseError, ValueError) as e:
                 raise ConversationError("Evaluation could not be created. Error: {}".format(e),
                                         400, "FailedEvaluation")
-        return self._in_thread(work)
+        return self._with_model(work)
 
     def finetune(self, events: List[Dict[str, Any]]) -> Deferred:
-        try:
-            model = self._model()
-        except NoModelLoaded as e:
-            return fail(e)
-
-        def work() -> Model:
-            try:
-                tracker = DialogueStateTracker.from_dicts("finetune", events, model.domain)
-            except InvalidEvent as e:
-                raise ConversationError(str(e), 400, "InvalidEvent")
+        def work(model: Model) -> Model:
+            tracker = _tracker_from_dicts("finetune", events, model)
             # Models are immutable: train a copy, then swap it in like any new model.
             ensemble = copy.deepcopy(model.policy_ensemble)
             ensemble.continue_training([tracker], model.domain)
             fingerprint = "{}-ft{}".format(model.fingerprint or "model", int(time.time() * 1000))
             return Model(model.domain, ensemble, model.interpreter, fingerprint, model.path)
+        return self._with_model(work).addCallback(self.set_model)
 
-        d = self._in_thread(work)
-        d.addCallback(lambda new_model: self.set_model(new_model))
-        return d
+
+def _tracker_from_dicts(sender_id: str, events: List[Dict[str, Any]], model: Model
+                        ) -> DialogueStateTracker:
+    try:
+        return DialogueStateTracker.from_dicts(sender_id, events, model.domain)
+    except InvalidEvent as e:
+        raise ConversationError(str(e), 400, "InvalidEvent")

@@ -190,6 +190,15 @@ class CallbackInput(InputChannel):
         if self.timeout:
             kwargs["timeout"] = self.timeout
         d = defer.maybeDeferred(self.http_client.post, self.url, **kwargs)
+
+        def retry_stale_connection(failure: Any) -> Any:
+            # A kept-alive connection the callback server has meanwhile closed fails before any
+            # answer; one retry on a fresh connection delivers the message.
+            from twisted.web._newclient import (
+                RequestNotSent, RequestTransmissionFailed, ResponseNeverReceived)
+            failure.trap(ResponseNeverReceived, RequestTransmissionFailed, RequestNotSent)
+            return self.http_client.post(self.url, **kwargs)
+        d.addErrback(retry_stale_connection)
         d.addCallback(self._check_answer)
         d.addErrback(lambda failure: self.log.failure(
             "Could not send a bot message to the callback URL {url}", failure, url=self.url))
