@@ -7,7 +7,7 @@ per corpus: examples, intents, training time, intent accuracy, intent F1
 exactly).  Then it measures parse latency on a model trained on moodbot's
 ``nlu.md``.
 
-Usage: .venv/bin/python bench/nlu_corpora.py [--data /work/shared/data]
+Usage: .venv/bin/python bench/nlu_corpora.py [--data ../shared/data]
 """
 
 import argparse
@@ -116,7 +116,7 @@ def parse_latency(path: str, config: NLUConfig) -> Tuple[float, float]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/data", help="folder holding nlu/ and bots/")
+    parser.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"), help="folder holding nlu/ and bots/")
     args = parser.parse_args(argv)
 
     nlu_dir = os.path.join(args.data, "nlu")

@@ -18,9 +18,9 @@ from coreactors.policies.featurizers import MaxHistoryTrackerFeaturizer
 from coreactors.training.evaluate import evaluate_stories
 from coreactors.training.generator import generate_trackers
 from coreactors.training.train import train_dialogue_model
+from shared_data import SHARED_DATA
 
-SHARED = os.environ.get("COREACTORS_SHARED_DATA") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data")
+SHARED = SHARED_DATA
 
 needs_shared = pytest.mark.skipif(
     not os.path.isdir(SHARED),

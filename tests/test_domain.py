@@ -16,8 +16,9 @@ from coreactors.dialogue.events import SlotSet
 from coreactors.dialogue.slots import (
     BooleanSlot, CategoricalSlot, FloatSlot, ListSlot, Slot, TextSlot, UnfeaturizedSlot)
 from coreactors.dialogue.templates import TemplatedNaturalLanguageGenerator, fill_template
+from shared_data import SHARED_DATA
 
-FIXTURES = "/work/shared/data/fixtures"
+FIXTURES = os.path.join(SHARED_DATA, "fixtures")
 
 DEFAULTS = ["action_listen", "action_restart", "action_default_fallback",
             "action_deactivate_form", "action_revert_fallback_events",
@@ -80,7 +81,7 @@ def features(settings, value):
 def fixture_path(relative):
     path = os.path.join(FIXTURES, relative)
     if not os.path.exists(path):
-        pytest.skip("shared fixture {} is not available (no /work/shared/data)".format(path))
+        pytest.skip("shared fixture {} is not available (no shared data folder)".format(path))
     return path
 
 

@@ -14,8 +14,9 @@ from coreactors.model import (
 from coreactors.nlu.interpreter import RegexInterpreter
 from coreactors.policies.ensemble import METADATA_FILE
 from coreactors.training.train import load_training_trackers, train_dialogue_model
+from shared_data import SHARED_DATA
 
-SHARED_BOTS = "/work/shared/data/bots"
+SHARED_BOTS = os.path.join(SHARED_DATA, "bots")
 
 DOMAIN_YAML = """
 intents: [greet, default, goodbye, affirm]

@@ -10,8 +10,9 @@ import pytest
 from coreactors.nlu.training_data import (
     Message, TrainingData, TrainingDataError, annotate_text, load_data, load_json,
     load_markdown, parse_annotated_text, to_json, to_markdown)
+from shared_data import SHARED_DATA
 
-SHARED_DATA = "/work/shared/data"
+
 
 
 def example_key(message):

@@ -17,8 +17,9 @@ from coreactors.dialogue.stories import (
 from coreactors.dialogue.tracker import DialogueStateTracker
 from coreactors.nlu.interpreter import NaturalLanguageInterpreter, RegexInterpreter
 from coreactors.training.generator import TrainingDataGenerator, generate_trackers
+from shared_data import SHARED_DATA
 
-SHARED_FIXTURES = "/work/shared/data/fixtures"
+SHARED_FIXTURES = os.path.join(SHARED_DATA, "fixtures")
 
 DOMAIN_YAML = """
 intents:

@@ -17,8 +17,9 @@ from coreactors.dialogue.events import (
     UserUtteranceReverted, event_from_dict)
 from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
 from coreactors.nlu.interpreter import RegexInterpreter
+from shared_data import SHARED_DATA
 
-FIXTURES = "/work/shared/data/fixtures"
+FIXTURES = os.path.join(SHARED_DATA, "fixtures")
 
 # --------------------------------------------------------------------------- test data
 
@@ -690,7 +691,7 @@ def test_read_moodbot_style_dump(domain):
 def _load_fixture(relative):
     path = os.path.join(FIXTURES, relative)
     if not os.path.exists(path):
-        pytest.skip("shared fixture {} is not available (no /work/shared/data)".format(path))
+        pytest.skip("shared fixture {} is not available (no shared data folder)".format(path))
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 

@@ -10,8 +10,9 @@ from coreactors.model import Model
 from coreactors.nlu.interpreter import NaturalLanguageInterpreter
 from coreactors.training.evaluate import evaluate_stories, write_results
 from coreactors.training.train import train_dialogue_model
+from shared_data import SHARED_DATA
 
-SHARED_FIXTURES = "/work/shared/data/fixtures"
+SHARED_FIXTURES = os.path.join(SHARED_DATA, "fixtures")
 
 DOMAIN_YAML = """
 intents: [greet, default, goodbye, affirm]
