@@ -14,7 +14,7 @@ from coreactors.actions.dispatcher import Dispatcher, MessageListener
 from coreactors.actions.remote import ActionServerClient, RemoteAction
 from coreactors.dialogue.domain import ACTION_LISTEN_NAME, ACTION_RESTART_NAME
 from coreactors.dialogue.events import (
-    ActionExecuted, ActionExecutionRejected, Event, ReminderScheduled, UserUttered)
+    ActionExecuted, ActionExecutionRejected, ReminderScheduled, UserUttered)
 from coreactors.dialogue.templates import TemplatedNaturalLanguageGenerator
 from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
 from coreactors.nlu.interpreter import INTENT_MESSAGE_PREFIX, RegexInterpreter
@@ -183,7 +183,3 @@ class MessageProcessor:
             tracker.update(event)
         return action.name() != ACTION_LISTEN_NAME
 
-
-def new_events_since(tracker: DialogueStateTracker, count: int) -> List[Event]:
-    """The events logged after the first ``count`` (what a turn added)."""
-    return tracker.events[count:]

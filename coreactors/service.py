@@ -7,9 +7,8 @@ turns finish and stops every actor.
 
 import gc
 import logging
-import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from twisted.application import service, strports
 from twisted.internet import defer, task

@@ -14,7 +14,7 @@ import yaml
 from coreactors.dialogue.domain import DEFAULT_ACTION_NAMES, Domain, InvalidDomain, UnknownAction
 from coreactors.dialogue.events import SlotSet
 from coreactors.dialogue.slots import (
-    BooleanSlot, CategoricalSlot, FloatSlot, ListSlot, Slot, TextSlot, UnfeaturizedSlot)
+    BooleanSlot, CategoricalSlot, FloatSlot, ListSlot, TextSlot, UnfeaturizedSlot)
 from coreactors.dialogue.templates import TemplatedNaturalLanguageGenerator, fill_template
 from shared_data import SHARED_DATA
 

@@ -14,7 +14,7 @@ from coreactors.dialogue.events import (
     ActionExecuted, ActionExecutionRejected, ActionReverted, AgentUttered, AllSlotsReset,
     BotUttered, ConversationPaused, ConversationResumed, FollowupAction, Form, FormValidation,
     InvalidEvent, ReminderScheduled, Restarted, SlotSet, StoryExported, UserUttered,
-    UserUtteranceReverted, event_from_dict)
+    UserUtteranceReverted)
 from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
 from coreactors.nlu.interpreter import RegexInterpreter
 from shared_data import SHARED_DATA

@@ -6,7 +6,7 @@ the events it wants logged. Custom actions run on an action server (``actions.re
 
 import copy
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from coreactors.dialogue.domain import (
     ACTION_DEACTIVATE_FORM_NAME, ACTION_DEFAULT_ASK_AFFIRMATION_NAME,

@@ -88,7 +88,7 @@ class Supervisor:
                     ref.stop(block=True, timeout=5)
                 except Exception:  # a stuck actor must not hold up the shutdown
                     logger.warning("An actor did not stop in time.")
-        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), stop_all)
+        return self._in_thread(stop_all)
 
     # ----------------------------------------------------------------- models
 
@@ -155,9 +155,6 @@ class Supervisor:
             entry = self.actors[sender_id]
             if entry.in_flight == 0 and entry.last_used < deadline:
                 self._stop_entry(sender_id, entry)
-
-    def live_actors(self) -> int:
-        return len(self.actors)
 
     def _send(self, sender_id: str, command: str, *args: Any) -> Deferred:
         if self.stopping:

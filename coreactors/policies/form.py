@@ -6,7 +6,7 @@ situation as an interruption (an "unhappy path"), the policy steps aside: it tur
 validation for its next run and lets the other policies choose what to do.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence
 
 from coreactors.dialogue.domain import (
     ACTION_LISTEN_NAME, ACTIVE_FORM_PREFIX, PREV_PREFIX, Domain)

@@ -405,7 +405,6 @@ class FeedForwardClassifier:
         n = X.shape[0]
         sizes = self._layer_sizes()
         params = self._params
-        layers = self._layers
         batch_size = min(self.batch_size, n)
         use_dropout = self.dropout > 0.0
 
