@@ -15,7 +15,7 @@ setup(
     # instead of an import hook: twistd finds plugins by scanning sys.path for
     # twisted/plugins folders, which an import hook would hide.
     package_dir={"": "."},
-    package_data={"coreactors": ["data/default_bot/*", "data/*.yml"]},
+    package_data={"coreactors": ["data/default_bot/*", "data/*.yml", "http/openapi.yml"]},
     include_package_data=True,
     install_requires=[
         "numpy>=1.21",
@@ -28,7 +28,8 @@ setup(
     ],
     extras_require={
         # rasa-sdk: the real action server library, run by the end-to-end tests.
-        "test": ["pytest>=7", "rasa-sdk>=3.0"],
+        # schemathesis: fuzzes the running server against coreactors/http/openapi.yml.
+        "test": ["pytest>=7", "rasa-sdk>=3.0", "schemathesis>=4.32"],
     },
     entry_points={"console_scripts": ["coreactors=coreactors.cli:main"]},
     zip_safe=False,

@@ -15,8 +15,7 @@ import os
 import statistics
 import sys
 import time
-from collections import Counter
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # Single-threaded BLAS: the matrices here are small, and a multi-threaded
 # BLAS on a busy machine spends its time waiting for its own threads (training
@@ -28,45 +27,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from coreactors.nlu.model import NLUConfig, NLUModel  # noqa: E402
 from coreactors.nlu.training_data import load_data  # noqa: E402
+from coreactors.training.nlu import evaluate_nlu  # noqa: E402
 
 CORPORA = ("ChatbotCorpus", "AskUbuntuCorpus", "WebApplicationsCorpus")
 TARGET_F1 = {"ChatbotCorpus": 0.98, "AskUbuntuCorpus": 0.92, "WebApplicationsCorpus": 0.84}
 TRAIN_TIME_LIMIT = 3.0
 LATENCY_LIMIT_US = 300.0
 LATENCY_PARSES = 3000
-
-
-def weighted_f1(gold: Sequence[Optional[str]], pred: Sequence[Optional[str]]) -> float:
-    """Per-intent F1 averaged with the gold support as weight."""
-    support = Counter(gold)
-    total = 0.0
-    for label, count in support.items():
-        tp = sum(1 for g, p in zip(gold, pred) if g == label and p == label)
-        fp = sum(1 for g, p in zip(gold, pred) if g != label and p == label)
-        fn = count - tp
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        total += f1 * count
-    return total / len(gold) if gold else 0.0
-
-
-def entity_prf(gold: List[List[Tuple[str, str]]], pred: List[List[Tuple[str, str]]]) -> Tuple[float, float, float]:
-    """Micro precision, recall and F1 over (type, covered text) pairs per message."""
-    tp = fp = fn = 0
-    for g, p in zip(gold, pred):
-        g_left = Counter(g)
-        for item in p:
-            if g_left[item] > 0:
-                g_left[item] -= 1
-                tp += 1
-            else:
-                fp += 1
-        fn += sum(g_left.values())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
 
 
 def run_corpus(folder: str, config: NLUConfig) -> Dict[str, float]:
@@ -76,26 +43,17 @@ def run_corpus(folder: str, config: NLUConfig) -> Dict[str, float]:
     model = NLUModel.train(train, config)
     train_time = time.perf_counter() - start
 
-    gold_intents, pred_intents = [], []
-    gold_entities, pred_entities = [], []
-    for message in test.examples:
-        result = model.parse(message.text)
-        gold_intents.append(message.intent)
-        pred_intents.append(result["intent"]["name"])
-        gold_entities.append([(e["entity"], message.text[e["start"]:e["end"]]) for e in message.entities])
-        pred_entities.append([(e["entity"], message.text[e["start"]:e["end"]]) for e in result["entities"]])
-    accuracy = sum(g == p for g, p in zip(gold_intents, pred_intents)) / len(gold_intents)
-    precision, recall, f1 = entity_prf(gold_entities, pred_entities)
+    result = evaluate_nlu(model, test.examples)
     return {
         "train_examples": len(train.examples),
         "test_examples": len(test.examples),
         "intents": len(train.intents),
         "train_time": train_time,
-        "accuracy": accuracy,
-        "intent_f1": weighted_f1(gold_intents, pred_intents),
-        "entity_p": precision,
-        "entity_r": recall,
-        "entity_f1": f1,
+        "accuracy": result.intents.accuracy,
+        "intent_f1": result.intents.f1,
+        "entity_p": result.entities.precision,
+        "entity_r": result.entities.recall,
+        "entity_f1": result.entities.f1,
     }
 
 

@@ -1,7 +1,8 @@
 """The ``coreactors`` command: init, train, evaluate and a terminal shell.
 
 ``coreactors train core`` and ``python -m coreactors.train`` take ``rasa_core.train``'s flags;
-``coreactors evaluate`` those of ``rasa_core.evaluate``. ``coreactors init DIR`` writes the
+``coreactors evaluate`` those of ``rasa_core.evaluate``; ``coreactors train nlu`` those of
+``rasa_nlu.train`` and ``coreactors evaluate nlu`` those of ``rasa_nlu.evaluate``. ``coreactors init DIR`` writes the
 embedded default bot's training data to a folder, as a starting point.
 """
 
@@ -13,6 +14,7 @@ import sys
 from typing import List, Optional
 
 from coreactors import __version__
+from coreactors.training import nlu as nlu_training
 from coreactors.training import train as core_train
 
 from coreactors.default_bot import DEFAULT_BOT_DIR
@@ -99,12 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     core = train_commands.add_parser("core", help="train a dialogue model (the default)")
     core_train.add_core_arguments(core)
     core.set_defaults(func=core_train.run_core_training)
+    nlu = train_commands.add_parser("nlu", help="train an NLU model (like rasa_nlu.train)")
+    nlu_training.add_train_arguments(nlu)
+    nlu.set_defaults(func=nlu_training.run_training)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a dialogue model on test stories")
     evaluate_commands = evaluate.add_subparsers(dest="what")
     core_eval = evaluate_commands.add_parser("core", help="evaluate a dialogue model")
     _add_evaluate_arguments(core_eval)
     core_eval.set_defaults(func=_evaluate)
+    nlu_eval = evaluate_commands.add_parser("nlu", help="evaluate an NLU model on test examples")
+    nlu_training.add_evaluate_arguments(nlu_eval)
+    nlu_eval.set_defaults(func=nlu_training.run_evaluation)
 
     shell = commands.add_parser("shell", help="talk to a trained model in the terminal")
     shell.add_argument("-d", "--core", default=None,
@@ -136,9 +144,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     from coreactors.dialogue.stories import StoryParseError
     from coreactors.policies.ensemble import InvalidPolicyConfig
     from coreactors.model import InvalidModel
+    from coreactors.nlu.model import NLUConfigError
+    from coreactors.nlu.training_data import TrainingDataError
     try:
         return args.func(args)
-    except (InvalidDomain, StoryParseError, InvalidPolicyConfig, InvalidModel) as e:
+    except (InvalidDomain, StoryParseError, InvalidPolicyConfig, InvalidModel,
+            TrainingDataError, NLUConfigError, OSError) as e:
         print("error: {}".format(e), file=sys.stderr)
         return 1
 

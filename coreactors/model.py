@@ -1,9 +1,12 @@
 """The Model: domain, policy ensemble and interpreter travelling together as one value.
 
 A trained dialogue model is a folder (``domain.yml``, ``domain.json``, ``policy_metadata.json``
-and one ``policy_<i>_<Name>`` folder per policy). Its fingerprint is a hash of that content, so it
-changes when, and only when, the model changes. The zip form of the folder is what model servers
-serve and ``POST /model`` takes; unzipping refuses paths that escape and archives that are too big.
+and one ``policy_<i>_<Name>`` folder per policy), optionally with an ``nlu/`` folder holding a
+trained NLU model, which then becomes the model's interpreter. The layout of Rasa's combined
+archives (``core/`` and ``nlu/`` side by side) is read too. Its fingerprint is a hash of that
+content, so it changes when, and only when, the model changes. The zip form of the folder is what
+model servers serve and ``POST /model`` takes; unzipping refuses paths that escape and archives
+that are too big.
 """
 
 import hashlib
@@ -18,6 +21,8 @@ from coreactors.dialogue.domain import Domain, InvalidDomain
 from coreactors.policies.ensemble import METADATA_FILE, PolicyEnsemble
 
 DOMAIN_FILE = "domain.yml"
+NLU_FOLDER = "nlu"
+CORE_FOLDER = "core"
 STATES_FILE = "domain.json"
 FINGERPRINT_FILE = "fingerprint"
 # Files whose content does not define the model (when it was made, its cached fingerprint).
@@ -43,42 +48,75 @@ class Model:
 
     @classmethod
     def load(cls, path: str, interpreter: Any = None) -> "Model":
+        """Loads a model folder; its ``nlu/`` model, if any, wins over ``interpreter``."""
         if not path or not os.path.isdir(path):
             raise InvalidModel("{!r} is not a model folder (train one with 'coreactors train')."
                                .format(path))
-        domain_path = os.path.join(path, DOMAIN_FILE)
+        core_path = path
+        if not os.path.isfile(os.path.join(path, DOMAIN_FILE)) \
+                and os.path.isfile(os.path.join(path, CORE_FOLDER, DOMAIN_FILE)):
+            core_path = os.path.join(path, CORE_FOLDER)
+        domain_path = os.path.join(core_path, DOMAIN_FILE)
         if not os.path.isfile(domain_path):
             raise InvalidModel("{} has no {}: not a trained dialogue model.".format(
                 path, DOMAIN_FILE))
         try:
             domain = Domain.load(domain_path)
-            states_path = os.path.join(path, STATES_FILE)
+            states_path = os.path.join(core_path, STATES_FILE)
             if os.path.exists(states_path):
                 with open(states_path, encoding="utf-8") as f:
                     domain.compare_with_states(json.load(f)["states"])
-            ensemble = PolicyEnsemble.load(path)
+            ensemble = PolicyEnsemble.load(core_path)
             ensemble.check_domain(domain)
         except (InvalidDomain, ValueError, KeyError, OSError) as e:
             raise InvalidModel("Cannot load the model at {}: {}".format(path, e))
-        return cls(domain, ensemble, interpreter, fingerprint_of(path), path)
+        nlu = load_bundled_nlu(path, core_path)
+        return cls(domain, ensemble, nlu if nlu is not None else interpreter,
+                   fingerprint_of(path), path)
 
     def with_interpreter(self, interpreter: Any) -> "Model":
         return Model(self.domain, self.policy_ensemble, interpreter, self.fingerprint, self.path)
 
 
+def load_bundled_nlu(*folders: str) -> Any:
+    """The NLU model in the ``nlu/`` subfolder of the first folder that has one, or None."""
+    from coreactors.nlu.model import METADATA_FILE as NLU_METADATA, NLUModel
+    for folder in folders:
+        nlu_path = os.path.join(folder, NLU_FOLDER)
+        if os.path.isfile(os.path.join(nlu_path, NLU_METADATA)):
+            try:
+                return NLUModel.load(nlu_path)
+            except ValueError as e:
+                raise InvalidModel("Cannot load the NLU model at {}: {}".format(nlu_path, e))
+    return None
+
+
+def refresh_fingerprint(path: str) -> str:
+    """Recomputes and writes the fingerprint file after the folder changed (an NLU model added)."""
+    fingerprint = fingerprint_of(path)
+    with open(os.path.join(path, FINGERPRINT_FILE), "w", encoding="utf-8") as f:
+        f.write(fingerprint + "\n")
+    return fingerprint
+
+
 def persist_model(path: str, domain: Domain, ensemble: PolicyEnsemble) -> str:
     """Writes a model folder (replacing an earlier model there) and returns its fingerprint."""
     if os.path.exists(os.path.join(path, METADATA_FILE)):
-        shutil.rmtree(path)
+        # The old dialogue model goes; an NLU model trained into its nlu/ folder stays.
+        for name in os.listdir(path):
+            if name == NLU_FOLDER:
+                continue
+            full = os.path.join(path, name)
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.remove(full)
     os.makedirs(path, exist_ok=True)
     domain.persist(os.path.join(path, DOMAIN_FILE))
     with open(os.path.join(path, STATES_FILE), "w", encoding="utf-8") as f:
         json.dump({"states": domain.input_states}, f, indent=2)
     ensemble.persist(path)
-    fingerprint = fingerprint_of(path)
-    with open(os.path.join(path, FINGERPRINT_FILE), "w", encoding="utf-8") as f:
-        f.write(fingerprint + "\n")
-    return fingerprint
+    return refresh_fingerprint(path)
 
 
 def _canonical(relative: str, content: bytes) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from coreactors.actions.action import Action, ActionExecutionRejection, action_for_name
 from coreactors.actions.dispatcher import Dispatcher, MessageListener
 from coreactors.actions.remote import ActionServerClient, RemoteAction
-from coreactors.dialogue.domain import ACTION_LISTEN_NAME, ACTION_RESTART_NAME
+from coreactors.dialogue.domain import ACTION_LISTEN_NAME, ACTION_RESTART_NAME, UnknownAction
 from coreactors.dialogue.events import (
     ActionExecuted, ActionExecutionRejected, ReminderScheduled, UserUttered)
 from coreactors.dialogue.templates import TemplatedNaturalLanguageGenerator
@@ -126,7 +126,13 @@ class MessageProcessor:
     def next_action_probabilities(self, tracker: DialogueStateTracker
                                   ) -> Tuple[List[float], Optional[str]]:
         if tracker.followup_action:
-            return self._one_hot(tracker.followup_action), None
+            try:
+                return self._one_hot(tracker.followup_action), None
+            except UnknownAction:
+                # A followup logged through the API, or stored under an older model, may name an
+                # action this domain lacks: as Rasa, predict instead of failing the turn.
+                logger.error("Trying to run unknown followup action '%s'; ignoring it and "
+                             "predicting the next action instead.", tracker.followup_action)
         if (tracker.latest_message.intent or {}).get("name") == self.domain.restart_intent \
                 and self.domain.restart_intent:
             return self._one_hot(ACTION_RESTART_NAME), None

@@ -1,7 +1,8 @@
 """Builds the process's Twisted service tree from the run options (for twistd and the CLI).
 
-The tree, in start order: the actor system (store, supervisor), then the HTTP endpoint. Twisted
-stops children in reverse, so on SIGTERM the server first stops listening, then lets in-flight
+The tree, in start order: the actor system (store, supervisor), the model watcher (when
+endpoints.yml names a model server), then the HTTP endpoint. Twisted stops children in reverse,
+so on SIGTERM the server first stops listening, then stops pulling models, then lets in-flight
 turns finish and stops every actor.
 """
 
@@ -16,9 +17,12 @@ from twisted.logger import Logger, globalLogPublisher, textFileLogObserver
 from twisted.web.server import Site
 
 from coreactors.actors.action_client import TreqActionClient
+from coreactors.actors.model_watcher import watcher_for
 from coreactors.actors.supervisor import Supervisor
-from coreactors.endpoints import AvailableEndpoints, read_yaml_config
-from coreactors.model import Model
+from coreactors.endpoints import AvailableEndpoints, EndpointConfig, read_yaml_config
+from coreactors.model import InvalidModel, Model
+from coreactors.nlu.interpreter import (
+    HttpInterpreter, NaturalLanguageInterpreter, project_and_model)
 from coreactors.stores.config import store_from_endpoint
 
 log = Logger()
@@ -90,6 +94,24 @@ def load_model(options: Dict[str, Any]) -> Optional[Model]:
     return Model.load(core)
 
 
+def make_interpreter(nlu: Optional[str], endpoint: Optional[EndpointConfig], reactor: Any
+                     ) -> Optional[NaturalLanguageInterpreter]:
+    """The server's NLU: an NLU server (``nlu:`` in endpoints.yml, ``-u`` naming project/model
+    there), else the local model folder of ``-u``, else None (the ``/intent`` shorthand only)."""
+    if endpoint is not None:
+        from coreactors.actors.nlu_client import TreqNLUClient
+        project, model_name = project_and_model(nlu)
+        return HttpInterpreter(TreqNLUClient(endpoint, reactor), project, model_name,
+                               endpoint.token)
+    if nlu:
+        from coreactors.nlu.model import NLUModel
+        try:
+            return NLUModel.load(nlu)
+        except ValueError as e:
+            raise InvalidModel("-u {}: {}".format(nlu, e))
+    return None
+
+
 def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiService:
     """The service tree for these options (the keys of ``coreactors.tap.Options``)."""
     if reactor is None:
@@ -102,18 +124,32 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
     endpoints = AvailableEndpoints.read(options.get("endpoints"))
     credentials = read_yaml_config(options.get("credentials"))
     store = store_from_endpoint(endpoints.tracker_store)
-    model = load_model(options)
+    # With a model server and no -d, the server starts without a model (503 NoAgent) and waits
+    # for the model server's; with -d, it serves that one until the model server has another.
+    model = None if endpoints.model is not None and not options.get("core") \
+        else load_model(options)
     action_client = TreqActionClient(endpoints.action, reactor) if endpoints.action else None
     supervisor = Supervisor(store, model, action_client, reactor,
                             max_actors=int(options.get("max_actors") or 2000),
-                            idle_timeout=float(options.get("idle_timeout") or 300))
+                            idle_timeout=float(options.get("idle_timeout") or 300),
+                            interpreter=make_interpreter(options.get("nlu"), endpoints.nlu,
+                                                         reactor))
+    watcher = watcher_for(endpoints, supervisor, reactor)  # a bad model block fails here
 
     from coreactors.http.app import CoreApp
+    from coreactors.http.auth import make_authorizer
     from coreactors.http.channels import channels_from_credentials
     channels = channels_from_credentials(credentials or None, options.get("connector"))
+    authorize = make_authorizer(options.get("auth_token"), options.get("jwt_secret"),
+                                options.get("jwt_method") or "HS256")
     app = CoreApp(supervisor, enable_api=bool(options.get("enable_api")),
-                  cors_origins=options.get("cors") or (), channels=channels)
-    site = (QuietSite if options.get("quiet") else Site)(app.resource())
+                  cors_origins=options.get("cors") or (), channels=channels,
+                  authorize=authorize,
+                  max_body_bytes=int(options.get("max_body_bytes") or 1_000_000),
+                  max_model_bytes=int(options.get("max_model_bytes") or 64 * 1024 * 1024))
+    from coreactors.http.app import APIRequest
+    site = (QuietSite if options.get("quiet") else Site)(app.resource(),
+                                                         requestFactory=APIRequest)
     site.displayTracebacks = False
 
     # Trackers keep many small objects alive; the cyclic collector's full passes over them were
@@ -123,9 +159,12 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
 
     root = service.MultiService()
     ActorSystemService(supervisor, reactor).setServiceParent(root)
+    if watcher is not None:
+        watcher.setServiceParent(root)
     listen = options.get("listen") or "tcp:{}".format(int(options.get("port") or 5005))
     strports.service(listen, site, reactor=reactor).setServiceParent(root)
     root.supervisor = supervisor  # type: ignore[attr-defined]
     log.info("coreactors serving model {fingerprint} on {listen}",
-             fingerprint=supervisor.fingerprint, listen=listen)
+             fingerprint=supervisor.fingerprint or "(none yet: waiting for the model server)",
+             listen=listen)
     return root

@@ -9,10 +9,18 @@ from typing import Any, Dict
 from twisted.python import usage
 
 
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = ("Runs the coreactors dialogue server (the Rasa Core 0.12 HTTP API). Without "
-                "-d it serves the embedded default bot.")
+                "-d it serves the embedded default bot, or, with a model server in the "
+                "endpoints file, waits for that server's model.")
     optParameters = [
         ["core", "d", None, "trained dialogue model folder (default: the embedded default bot)"],
         ["nlu", "u", None, "NLU model folder (or project/model with an nlu endpoint)"],
@@ -28,6 +36,10 @@ class Options(usage.Options):
         ["jwt_method", None, "HS256", "JWT algorithm"],
         ["max_actors", None, 2000, "most conversation actors alive at once", int],
         ["idle_timeout", None, 300.0, "seconds before an idle conversation actor stops", float],
+        ["max_body_bytes", None, 1000000, "largest request body accepted (bytes); larger "
+                                          "ones get 413", _positive_int],
+        ["max_model_bytes", None, 64 * 1024 * 1024, "largest model zip POST /model accepts "
+                                                    "(bytes)", _positive_int],
     ]
     optFlags = [
         ["enable_api", None, "serve the HTTP API (otherwise only the channel webhooks)"],
@@ -49,12 +61,12 @@ class Options(usage.Options):
         self["debug"] = True
 
     def postOptions(self) -> None:
-        # Accepting these without honouring them would leave an API open that its operator
-        # believes protected: refuse them until they are implemented.
-        for flag in ("auth_token", "jwt_secret", "nlu"):
-            if self[flag]:
-                raise usage.UsageError("--{} is not supported yet by this version of "
-                                       "coreactors.".format(flag))
+        # A bad --jwt_method or key must stop the start, not fail every request later.
+        from coreactors.http.auth import check_auth_options
+        try:
+            check_auth_options(self["auth_token"], self["jwt_secret"], self["jwt_method"])
+        except ValueError as e:
+            raise usage.UsageError(str(e))
 
 
 def makeService(options: Dict[str, Any]):

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any, Dict, List, Optional
 
 
@@ -121,3 +122,15 @@ def write(path: str, text: str) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path
+
+
+def multipart(fields: Dict[str, bytes]) -> Any:
+    """A multipart/form-data body of file fields, and its Content-Type header."""
+    boundary = "----coreactors-" + uuid.uuid4().hex
+    body = b""
+    for name, data in fields.items():
+        body += ("--{}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}.zip\"\r\n"
+                 "Content-Type: application/zip\r\n\r\n").format(boundary, name, name).encode()
+        body += data + b"\r\n"
+    body += "--{}--\r\n".format(boundary).encode()
+    return body, {"Content-Type": "multipart/form-data; boundary=" + boundary}

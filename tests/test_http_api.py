@@ -227,6 +227,12 @@ class FakeConversations:
             return defer.fail(self.failure)
         return defer.succeed(None)
 
+    def parse(self, text):
+        self._call("parse", text)
+        if self.failure is not None:
+            return defer.fail(self.failure)
+        return defer.succeed(self.interpreter.parse(text))
+
 
 # --------------------------------------------------------------------------- harness
 
@@ -696,6 +702,26 @@ def test_evaluate_failure_from_the_actors(fake, stub):
                  "FailedEvaluation")  # transcript 50
 
 
+def test_parse_answers_the_interpreters_parse(fake, stub):
+    body = assert_json(call(stub, "POST", "/parse", json={"q": "/greet{\"name\": \"Ann\"}"}))
+    assert body["intent"] == {"name": "greet", "confidence": 1.0}
+    assert body["entities"][0]["value"] == "Ann"
+    assert fake.called("parse") == [("/greet{\"name\": \"Ann\"}",)]
+    assert fake.trackers == {}  # no conversation was touched
+
+
+@pytest.mark.parametrize("payload, parameter", [
+    ({}, "q"), ({"q": 3}, "q"), ({"q": None}, "q"), ({"text": ["a"]}, "text")])
+def test_parse_needs_q_as_a_string(fake, stub, payload, parameter):
+    assert_error(call(stub, "POST", "/parse", json=payload), 400, parameter=parameter)
+    assert fake.called("parse") == []
+
+
+def test_parse_refuses_a_body_that_is_not_an_object(fake, stub):
+    assert_error(call(stub, "POST", "/parse", json=["hello"]), 400)
+    assert fake.called("parse") == []
+
+
 def test_finetune(fake, stub):
     answer = call(stub, "POST", "/finetune", json=EVENTS)
     assert answer.code == 204
@@ -1018,6 +1044,7 @@ def test_authorize_gets_the_decoded_sender_id(fake):
     ("POST", "/finetune"), ("GET", "/domain"), ("PUT", "/conversations/x/tracker/events"),
     ("GET", "/conversations/x/story"), ("GET", "/conversations/x/respond"),
     ("POST", "/conversations/x/execute"), ("POST", "/conversations/x/predict"),
+    ("POST", "/parse"),
 ])
 def test_authorize_guards_every_api_route(fake, method, path):
     gate = Gate()

@@ -1,12 +1,14 @@
 """Tests for the RegexInterpreter: the ``/intent@confidence{"entity": "value"}`` shorthand
-(semantics note, section 6.1; Rasa's interpreter tests I1-I5)."""
+(semantics note, section 6.1; Rasa's interpreter tests I1-I5), and for what the HttpInterpreter
+makes of an NLU server's answers (section 6.2)."""
 
 import json
 
 import pytest
 
 from coreactors.nlu.interpreter import (
-    INTENT_MESSAGE_PREFIX, NaturalLanguageInterpreter, RegexInterpreter)
+    INTENT_MESSAGE_PREFIX, HttpInterpreter, NaturalLanguageInterpreter, RegexInterpreter,
+    project_and_model)
 
 
 @pytest.fixture
@@ -220,3 +222,73 @@ def test_parse_results_are_independent(interpreter):
     second = interpreter.parse('/greet{"name": "Joe"}')
     assert second["intent"]["name"] == "greet"
     assert len(second["entities"]) == 1
+
+
+# --------------------------------------------------------------------------- NLU server protocol
+
+class Recorder:
+    """Stands in for the HTTP call only; what the interpreter makes of answers is under test."""
+
+    def __init__(self, answer=None, error=None):
+        self.answer = answer
+        self.error = error
+        self.queries = []
+
+    def __call__(self, params):
+        self.queries.append(params)
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+
+PARSED = {"text": "hi", "intent": {"name": "greet", "confidence": 0.9},
+          "intent_ranking": [{"name": "greet", "confidence": 0.9}],
+          "entities": [{"entity": "name", "value": "Ann", "start": 0, "end": 2}],
+          "project": "bots", "model": "current"}
+
+
+def test_http_interpreter_sends_the_rasa_nlu_query_and_returns_the_body():
+    client = Recorder((200, PARSED))
+    interpreter = HttpInterpreter(client, "bots", "current", "secret")
+    assert interpreter.parse("hi") == PARSED
+    assert client.queries == [{"q": "hi", "project": "bots", "model": "current",
+                               "token": "secret"}]
+
+
+def test_http_interpreter_leaves_out_what_is_not_configured():
+    client = Recorder((200, PARSED))
+    HttpInterpreter(client).parse("hi")
+    assert client.queries == [{"q": "hi", "project": "default"}]
+
+
+@pytest.mark.parametrize("client", [
+    Recorder(error=ConnectionRefusedError("connection refused")),
+    Recorder(error=TimeoutError("timed out")),
+    Recorder((500, {"error": "boom"})),
+    Recorder((404, {"error": "no project"})),
+    Recorder((200, None)),
+    Recorder((200, ["not", "a", "parse"])),
+    Recorder((200, {"intent": "greet"})),
+    Recorder((200, {"intent": {"name": 3}})),
+    Recorder((200, {"intent": None, "entities": "x"})),
+])
+def test_http_interpreter_failures_give_an_empty_parse(client):
+    assert HttpInterpreter(client).parse("hello there") == {
+        "text": "hello there", "intent": {"name": None, "confidence": 0.0},
+        "intent_ranking": [], "entities": []}
+
+
+def test_http_interpreter_fills_in_missing_keys():
+    client = Recorder((200, {"intent": None}))
+    assert HttpInterpreter(client).parse("hm") == {
+        "text": "hm", "intent": {"name": None, "confidence": 0.0}, "intent_ranking": [],
+        "entities": []}
+
+
+@pytest.mark.parametrize("argument, expected", [
+    (None, ("default", None)), ("", ("default", None)), ("current", ("default", "current")),
+    ("bots/current", ("bots", "current")), ("bots/current/", ("bots", "current")),
+    ("a/b/c", ("a/b", "c")),
+])
+def test_project_and_model_from_the_nlu_argument(argument, expected):
+    assert project_and_model(argument) == expected

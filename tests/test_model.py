@@ -154,6 +154,68 @@ def test_load_with_interpreter(trained):
     assert other.fingerprint == model.fingerprint
 
 
+NLU_MD = """
+## intent:greet
+- hello
+- hi there
+- good morning
+
+## intent:goodbye
+- bye
+- see you later
+- good night
+"""
+
+
+def nlu_model():
+    from coreactors.nlu.model import NLUModel
+    from coreactors.nlu.training_data import load_markdown
+    return NLUModel.train(load_markdown(NLU_MD))
+
+
+def test_a_bundled_nlu_model_becomes_the_interpreter(trained):
+    model, out = trained
+    nlu_model().persist(str(out / "nlu"))
+    loaded = Model.load(str(out), RegexInterpreter())
+    assert loaded.interpreter.parse("hello")["intent"]["name"] == "greet"
+    # The NLU model is part of the model: another NLU model is another fingerprint.
+    assert loaded.fingerprint != model.fingerprint
+
+
+def test_rasa_combined_layout_core_and_nlu_side_by_side(data, tmp_path):
+    root = tmp_path / "stack"
+    train(data, root / "core")
+    nlu_model().persist(str(root / "nlu"))
+    loaded = Model.load(str(root))
+    assert loaded.interpreter.parse("see you later")["intent"]["name"] == "goodbye"
+    assert set(loaded.domain.intents) == {"greet", "default", "goodbye", "affirm"}
+
+
+def test_a_broken_bundled_nlu_model_is_an_invalid_model(trained):
+    _, out = trained
+    (out / "nlu").mkdir()
+    (out / "nlu" / "metadata.json").write_text("{not json")
+    with pytest.raises(InvalidModel) as info:
+        Model.load(str(out))
+    assert "NLU" in str(info.value)
+
+
+def test_retraining_the_dialogue_model_keeps_its_nlu_folder(trained, data):
+    _, out = trained
+    nlu_model().persist(str(out / "nlu"))
+    train(data, out)
+    assert Model.load(str(out)).interpreter.parse("hi there")["intent"]["name"] == "greet"
+
+
+def test_a_zipped_model_carries_its_nlu(trained, tmp_path):
+    _, out = trained
+    nlu_model().persist(str(out / "nlu"))
+    folder = unzip_model(zip_model(str(out)), str(tmp_path / "unzipped"))
+    loaded = Model.load(folder)
+    assert loaded.interpreter.parse("good night")["intent"]["name"] == "goodbye"
+    assert loaded.fingerprint == Model.load(str(out)).fingerprint
+
+
 @pytest.mark.parametrize("make", [
     lambda root: str(root / "data" / "stories.md"),           # A3: a data file
     lambda root: str(root / "data"),                          # a folder of training data

@@ -311,6 +311,19 @@ def test_followup_action_is_predicted_next_without_policy(domain, memo_ensemble)
     assert followed.confidence == 1.0
 
 
+def test_a_followup_to_an_unknown_action_is_ignored_and_prediction_goes_on(domain,
+                                                                          memo_ensemble):
+    client = RecordingClient((200, {"events": [{"event": "followup",
+                                                "name": "no_such_action"}]}))
+    processor = processor_for(domain, memo_ensemble, client)
+    tracker = new_tracker(domain)
+    processor.handle_message(tracker, UserMessage("/remote", "u1"))
+    names = [e.action_name for e in tracker.events if isinstance(e, ActionExecuted)]
+    assert "no_such_action" not in names
+    assert names[-1] == "action_listen"
+    assert tracker.followup_action is None
+
+
 def test_paused_conversation_logs_but_does_not_act(domain, processor):
     tracker = new_tracker(domain)
     tracker.update(ConversationPaused())

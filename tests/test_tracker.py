@@ -1073,3 +1073,31 @@ actions: [utter_greet]
     # The original is unchanged.
     assert tracker.current_slot_values()["ok"] == "yes"
     assert tracker.domain is domain
+
+
+def test_switch_domain_skips_the_replay_when_only_templates_differ(domain):
+    tracker = DialogueStateTracker.from_events(
+        "conv1", [listen(), user("greet"), SlotSet("name", "Joe"), act("utter_greet")], domain)
+    import yaml
+    data = yaml.safe_load(domain.as_yaml())
+    data["templates"] = {"utter_greet": [{"text": "hello again"}]}
+    retrained = Domain.from_yaml(yaml.safe_dump(data))
+    assert retrained.templates != domain.templates
+    switched = tracker.switch_domain(retrained)
+    assert switched is tracker and switched.domain is retrained
+    assert switched.current_slot_values()["name"] == "Joe"
+
+
+def test_switch_domain_rereads_when_the_slots_differ(domain):
+    tracker = DialogueStateTracker.from_events(
+        "conv1", [listen(), user("greet"), SlotSet("name", "Joe")], domain)
+    other = Domain.from_yaml("""
+intents: [greet]
+slots:
+  name: {type: text}
+  mood: {type: categorical, values: [happy, sad], initial_value: happy}
+""")
+    switched = tracker.switch_domain(other)
+    assert switched is not tracker and switched.domain is other
+    assert switched.current_slot_values() == {"mood": "happy", "name": "Joe"}
+    assert tracker.domain is domain

@@ -424,7 +424,8 @@ def test_cli_init_writes_the_default_bot_and_it_trains(tmp_path):
     target = tmp_path / "bot"
     proc = run("coreactors.cli", "init", str(target))
     assert proc.returncode == 0, proc.stderr
-    assert sorted(os.listdir(str(target))) == ["domain.yml", "policies.yml", "stories.md"]
+    assert sorted(os.listdir(str(target))) == ["domain.yml", "nlu.md", "policies.yml",
+                                               "stories.md"]
     (target / "stories.md").write_text("## mine\n* greet\n    - utter_greet\n")
     proc = run("coreactors.cli", "init", str(target))
     assert proc.returncode == 0
@@ -440,6 +441,12 @@ def test_cli_init_writes_the_default_bot_and_it_trains(tmp_path):
     model = Model.load(str(target / "models" / "dialogue"))
     result = evaluate_stories(model, str(target / "stories.md"))
     assert result.failed_stories == []
+    # Trained into the dialogue model's nlu/ folder, the NLU model travels with it.
+    proc = run("coreactors.cli", "train", "nlu", "--data", "nlu.md", "-o", "models/dialogue",
+               "--fixed_model_name", "nlu", cwd=str(target))
+    assert proc.returncode == 0, proc.stderr
+    model = Model.load(str(target / "models" / "dialogue"))
+    assert model.interpreter.parse("hello there")["intent"]["name"] == "greet"
 
 
 def test_cli_without_command_prints_help():

@@ -132,8 +132,8 @@ class ConversationActor(pykka.ThreadingActor):
         self.model = model
         self.processor = MessageProcessor(model, self.action_client)
         if self.tracker is not None:
-            # Same events, read with the new domain's slots.
-            self.tracker = self.tracker.with_domain(model.domain)
+            # Same events, read with the new domain's slots (re-read only if that can differ).
+            self.tracker = self.tracker.switch_domain(model.domain)
 
     def _load(self) -> DialogueStateTracker:
         if self.tracker is not None:

@@ -50,6 +50,9 @@ class IConversations(Interface):
     def domain():
         """The model's Domain (raises NoModelLoaded)."""
 
+    def parse(text: str) -> Deferred:
+        """Fires with what the model's interpreter makes of ``text``; touches no conversation."""
+
     def handle_message(sender_id: str, text: str, input_channel: Optional[str],
                        listener: Optional[MessageListener]) -> Deferred:
         """Runs a turn; fires with the list of bot messages."""
@@ -91,3 +94,13 @@ class IConversations(Interface):
 
     def finetune(events: List[Dict[str, Any]]) -> Deferred:
         """POST /finetune: continues training on a posted conversation; fires with None."""
+
+
+class IModelArchives(Interface):
+    """Taking a zipped model (``POST /model``); the Supervisor provides it beside
+    IConversations. An app whose conversations do not provide it answers 404 there."""
+
+    def load_model_archive(data: bytes) -> Deferred:
+        """Unpacks, loads and checks the zip off the reactor thread, then swaps the model in
+        (as a model from the model server is); fires with the new fingerprint (the content's),
+        or fails with a 400 ConversationError (reason ``InvalidModel``)."""

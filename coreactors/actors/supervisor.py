@@ -22,44 +22,62 @@ from zope.interface import implementer
 from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.conversation import ConversationActor, Reply, ReplyBridge
 from coreactors.actors.interface import (
-    ConversationError, IConversations, MessageListener, NoModelLoaded, StoreUnavailable)
+    ConversationError, IConversations, IModelArchives, MessageListener, NoModelLoaded,
+    StoreUnavailable)
+from coreactors.actors.model_watcher import ModelArchives
 from coreactors.dialogue.domain import Domain
 from coreactors.dialogue.events import InvalidEvent
 from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
-from coreactors.model import Model
+from coreactors.model import InvalidModel, Model
+from coreactors.nlu.interpreter import INTENT_MESSAGE_PREFIX, RegexInterpreter
 from coreactors.processor import MessageProcessor
 from coreactors.stores.base import StoreError, TrackerStore
 
 logger = logging.getLogger(__name__)
 
+# A new model reaches idle actors this many at a time, a batch per interval (1,000 actors/s):
+# waking every actor at once starves the reactor of the GIL (measured by bench/swap.py).
+HANDOVER_BATCH = 50
+HANDOVER_INTERVAL = 0.05
+
 
 class _Entry:
-    __slots__ = ("ref", "in_flight", "last_used")
+    __slots__ = ("ref", "in_flight", "last_used", "model")
 
-    def __init__(self, ref: pykka.ActorRef) -> None:
+    def __init__(self, ref: pykka.ActorRef, model: Model) -> None:
         self.ref = ref
         self.in_flight = 0
         self.last_used = time.monotonic()
+        self.model = model  # the last model this actor was given
 
 
-@implementer(IConversations)
+@implementer(IConversations, IModelArchives)
 class Supervisor:
     """Owns the conversation actors of one process."""
 
     def __init__(self, store: TrackerStore, model: Optional[Model] = None,
                  action_client: Optional[ActionServerClient] = None, reactor: Any = None,
-                 max_actors: int = 2000, idle_timeout: float = 300.0) -> None:
+                 max_actors: int = 2000, idle_timeout: float = 300.0,
+                 interpreter: Any = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
             reactor = global_reactor
         self.reactor = reactor
         self.store = store
+        # The interpreter of -u or the nlu endpoint. It replaces the NLU of the model given here
+        # (the operator asked for it); later models keep their own NLU, if they bring one.
+        self.interpreter = interpreter
+        if model is not None and interpreter is not None:
+            model = model.with_interpreter(interpreter)
         self.model = model
+        # Unpacked model zips (the model server's and POST /model's): one loading path.
+        self.archives = ModelArchives()
         self.action_client = action_client
         self.max_actors = max_actors
         self.idle_timeout = idle_timeout
         self.actors: "OrderedDict[str, _Entry]" = OrderedDict()
         self._reaper: Optional[LoopingCall] = None
+        self._handover: Any = None  # the next batch of a model hand-over (set_model)
         self.stopping = False
         self.replies = ReplyBridge(reactor.callFromThread)
 
@@ -79,6 +97,8 @@ class Supervisor:
         self.stopping = True
         if self._reaper is not None and self._reaper.running:
             self._reaper.stop()
+        if self._handover is not None and self._handover.active():
+            self._handover.cancel()
         refs = [e.ref for e in self.actors.values()]
         self.actors.clear()
 
@@ -88,6 +108,7 @@ class Supervisor:
                     ref.stop(block=True, timeout=5)
                 except Exception:  # a stuck actor must not hold up the shutdown
                     logger.warning("An actor did not stop in time.")
+            self.archives.remove_all()  # models live in memory; their unpacked zips can go
         return self._in_thread(stop_all)
 
     # ----------------------------------------------------------------- models
@@ -108,21 +129,60 @@ class Supervisor:
             raise NoModelLoaded("No model is loaded. Train one, or wait for the model server.")
         return self.model
 
+    def _with_interpreter(self, model: Model) -> Model:
+        if model.interpreter is None and self.interpreter is not None:
+            return model.with_interpreter(self.interpreter)
+        return model
+
     def set_model(self, model: Model) -> None:
-        """Every live actor takes the model before its next request."""
+        """Every live actor takes the model before its next request: ``_send`` hands it over
+        with that request at the latest, and idle actors get it a batch at a time meanwhile
+        (so their old models can go), never all woken at once."""
+        model = self._with_interpreter(model)
         self.model = model
-        for entry in self.actors.values():
+        self.archives.published(model.path)
+        if self._handover is None or not self._handover.active():
+            self._handover = self.reactor.callLater(0, self._hand_over_batch)
+
+    def _hand_over(self, entry: _Entry) -> None:
+        if entry.model is not self.model:
+            entry.model = self.model
             try:
-                entry.ref.tell(("model", model, None))
+                entry.ref.tell(("model", self.model, None))
             except pykka.ActorDeadError:
                 pass
+
+    def _hand_over_batch(self) -> None:
+        self._handover = None
+        if self.stopping:
+            return
+        stale = [e for e in self.actors.values() if e.model is not self.model]
+        for entry in stale[:HANDOVER_BATCH]:
+            self._hand_over(entry)
+        if len(stale) > HANDOVER_BATCH:
+            self._handover = self.reactor.callLater(HANDOVER_INTERVAL, self._hand_over_batch)
+
+    def load_model_archive(self, data: bytes) -> Deferred:
+        if self.stopping:
+            return fail(ConversationError("The server is shutting down.", 503, "ShuttingDown"))
+
+        def refuse(failure: Any) -> None:
+            failure.trap(InvalidModel)
+            raise ConversationError(str(failure.value), 400, "InvalidModel")
+
+        def swap(model: Model) -> Optional[str]:
+            self.set_model(model)
+            logger.info("Now serving model %s, uploaded with POST /model.", self.fingerprint)
+            self._in_thread(self.archives.prune)  # the folder two models back can go now
+            return self.fingerprint
+        return self._in_thread(lambda: self.archives.load(data)).addCallbacks(swap, refuse)
 
     # ----------------------------------------------------------------- actors
 
     def _start_actor(self, sender_id: str) -> _Entry:
         ref = ConversationActor.start(sender_id, self._model(), self.store, self.action_client,
                                       self._bridge_listener)
-        entry = _Entry(ref)
+        entry = _Entry(ref, self._model())
         self.actors[sender_id] = entry
         if len(self.actors) > self.max_actors:
             self._evict(len(self.actors) - self.max_actors)
@@ -168,6 +228,7 @@ class Supervisor:
             entry = self._start_actor(sender_id)
         else:
             self.actors.move_to_end(sender_id)
+            self._hand_over(entry)  # a model swapped in since: it goes first
         deferred: Deferred = Deferred()
         try:
             entry.ref.tell((command, args, Reply(deferred, self.replies)))
@@ -227,6 +288,15 @@ class Supervisor:
             except StoreError as e:
                 raise StoreUnavailable("The tracker store failed: {}".format(e))
         return self._in_thread(read)
+
+    def parse(self, text: str) -> Deferred:
+        interpreter = self.model.interpreter if self.model is not None else self.interpreter
+
+        def work() -> Dict[str, Any]:
+            if interpreter is None or text.startswith(INTENT_MESSAGE_PREFIX):
+                return RegexInterpreter().parse(text)
+            return interpreter.parse(text)
+        return self._in_thread(work)
 
     def _with_model(self, work: Callable[[Model], Any]) -> Deferred:
         """Runs model-level work (not tied to a conversation) in the thread pool."""

@@ -7,6 +7,7 @@ action index (default actions first) and the names of the state features policie
 
 import importlib
 import io
+import json
 import logging
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -248,6 +249,18 @@ class Domain:
             "actions": list(self.user_actions),
             "forms": list(self.form_names),
         }
+
+    @property
+    def tracker_signature(self) -> str:
+        """Everything of the domain a tracker's reading of events depends on (all but the
+        templates): two domains with the same signature give the same tracker state."""
+        signature = self.__dict__.get("_tracker_signature")
+        if signature is None:
+            described = {k: v for k, v in self.as_dict().items() if k != "templates"}
+            described["restart_intent"] = self.restart_intent
+            signature = json.dumps(described, sort_keys=True, default=repr)
+            self._tracker_signature = signature
+        return signature
 
     def as_yaml(self) -> str:
         stream = io.StringIO()

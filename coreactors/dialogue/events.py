@@ -184,7 +184,14 @@ class UserUttered(Event):
         name = self.intent.get("name")
         if e2e:
             from coreactors.nlu.training_data import annotate_text
-            return "{}: {}".format(name, annotate_text(self.text or "", self.entities))
+            # Entities logged through the API may lack offsets or not fit the text, and some
+            # texts cannot be written as markdown annotations at all: then the line says less
+            # (the text without entities, or the plain intent line) rather than nothing.
+            for entities in (self.entities, []):
+                try:
+                    return "{}: {}".format(name, annotate_text(self.text or "", entities))
+                except (KeyError, TypeError, ValueError):
+                    continue
         if self.entities:
             values = {}
             for entity in self.entities:

@@ -104,6 +104,21 @@ class DialogueStateTracker:
         """The same conversation read with another domain (a new model's slots)."""
         return DialogueStateTracker.from_events(self.sender_id, self.events, domain)
 
+    def switch_domain(self, domain: Domain) -> "DialogueStateTracker":
+        """The tracker to go on with under ``domain``: this one, now pointing at ``domain``,
+        when that domain reads events exactly as the current one does (a retrained model with
+        the same slots, intents and actions); else a copy re-read with it (``with_domain``).
+
+        Replaying every event costs time in proportion to the conversation's length; a model
+        swap reaches every live conversation at once, so the replay is skipped when it cannot
+        change anything."""
+        if domain is self.domain:
+            return self
+        if domain.tracker_signature == self.domain.tracker_signature:
+            self.domain = domain
+            return self
+        return self.with_domain(domain)
+
     # ----------------------------------------------------------------- state changes
 
     def _apply(self, event: Event) -> None:

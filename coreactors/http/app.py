@@ -9,7 +9,9 @@ resource so that CORS headers go on every answer and an encoded ``/`` in a sende
 (``/conversations/a%2Fb/tracker``) stays inside its path segment.
 """
 
+import email
 import functools
+import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import quote
 
@@ -20,17 +22,18 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
+from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from coreactors import MINIMUM_COMPATIBLE_VERSION, RASA_CORE_VERSION, __version__
-from coreactors.actors.interface import ConversationError, IConversations
+from coreactors.actors.interface import ConversationError, IConversations, IModelArchives
 from coreactors.http.channels import InputChannel, RestInput
 from coreactors.http.errors import (
     HttpError, bad_parameter, write_body, write_error, write_http_error, write_json)
 from coreactors.http.requests import (
-    bool_arg, check_events, float_arg, optional_number, optional_str, path_segment, query_arg,
-    read_json, read_text, required_str, verbosity_arg)
+    bool_arg, check_events, check_parse_data, float_arg, optional_number, optional_str,
+    path_segment, query_arg, read_body, read_json, read_text, required_str, verbosity_arg)
 
 # authorize(request, sender_id or None) -> None to let the request through, or
 # (status, reason, message) to refuse it. It may also return a Deferred of either.
@@ -38,6 +41,9 @@ Authorize = Callable[[IRequest, Optional[str]], Any]
 
 TEXT_PLAIN = b"text/plain; charset=utf-8"
 YAML_CONTENT_TYPE = b"application/x-yml"
+# The OpenAPI description of what this app serves, shipped in the package (setup.py).
+OPENAPI_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openapi.yml")
+OPENAPI_CONTENT_TYPE = b"application/yaml; charset=utf-8"
 _JSON_MEDIA = ("application/json", "application/*", "*/*")
 _YAML_MEDIA = ("application/x-yml", "application/yaml", "application/x-yaml")
 _CORS_METHODS = b"GET, POST, PUT, OPTIONS"
@@ -72,12 +78,15 @@ class CoreApp:
 
     def __init__(self, conversations: IConversations, enable_api: bool = True,
                  cors_origins: Sequence[str] = (), max_body_bytes: int = 1_000_000,
+                 max_model_bytes: int = 64 * 1024 * 1024,
                  authorize: Optional[Authorize] = None,
                  channels: Optional[Sequence[InputChannel]] = None) -> None:
         self._conversations = conversations
         self._enable_api = enable_api
         self._cors_origins = frozenset(cors_origins or ())
         self._max_body_bytes = max_body_bytes
+        # A zipped model (POST /model) is far bigger than any JSON request.
+        self._max_model_bytes = max(max_model_bytes, max_body_bytes)
         self._authorize = authorize
         if channels is None:
             channels = [RestInput()]
@@ -228,6 +237,10 @@ class CoreApp:
                                     "minimum_compatible_version": MINIMUM_COMPATIBLE_VERSION,
                                     "coreactors": __version__})
 
+    @_route(app, "/openapi.yml", "GET", api=False, protected=False)
+    def openapi(self, request: IRequest) -> bytes:
+        return write_body(request, _openapi_document(), OPENAPI_CONTENT_TYPE)
+
     @_route(app, "/status", "GET")
     def status(self, request: IRequest) -> bytes:
         return write_json(request, {"model_fingerprint": self._conversations.fingerprint,
@@ -275,9 +288,7 @@ class CoreApp:
                 "Currently, only user messages can be passed to this endpoint. Messages of "
                 "sender '{}' can not be handled.".format(sender), "sender",
                 reason="NotSupported")
-        parse_data = body.get("parse_data")
-        if parse_data is not None and not isinstance(parse_data, dict):
-            raise bad_parameter("'parse_data' must be a JSON object.", "parse_data")
+        parse_data = check_parse_data(body.get("parse_data"))
         return self._answer(request, self._conversations.log_message(
             sender_id, text, parse_data, verbosity))
 
@@ -341,6 +352,24 @@ class CoreApp:
             request.setResponseCode(204)
             return b""
         return self._conversations.finetune(events).addCallback(no_content)
+
+    @_route(app, "/model", "POST")
+    def replace_model(self, request: IRequest) -> Any:
+        loader = IModelArchives(self._conversations, None)
+        if loader is None:
+            return self._not_found(request)
+        archive = _model_upload(request, self._max_model_bytes)
+
+        def no_content(_: Any) -> bytes:
+            request.setResponseCode(204)
+            return b""
+        return loader.load_model_archive(archive).addCallback(no_content)
+
+    @_route(app, "/parse", "POST")
+    def parse(self, request: IRequest) -> defer.Deferred:
+        body = read_json(request, self._max_body_bytes, dict)
+        text = required_str(body, "q", "text", allow_empty=True)
+        return self._answer(request, self._conversations.parse(text))
 
     @_route(app, "/domain", "GET")
     def domain(self, request: IRequest) -> bytes:
@@ -419,10 +448,51 @@ def _wants_yaml(accept: Optional[bytes]) -> bool:
                     .format(_text(accept)))
 
 
+class APIRequest(Request):
+    """A request whose body Twisted does not parse as a form: the routes read bodies
+    themselves, and Twisted would answer a malformed multipart body with its own bare 400
+    before any route (and its JSON error body and CORS headers) runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["parsePOSTFormSubmission"] = False
+        super().__init__(*args, **kwargs)
+
+
+def _model_upload(request: IRequest, max_bytes: int) -> bytes:
+    """The zip sent to ``POST /model`` as the multipart/form-data field ``model``."""
+    body = read_body(request, max_bytes)
+    content_type = _text(request.getHeader(b"content-type") or b"")
+    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+        raise HttpError(400, "BadRequest",
+                        "POST /model takes the zipped model as the multipart/form-data field "
+                        "'model' (curl -F model=@model.zip); the Content-Type was {}.".format(
+                            repr(content_type) if content_type else "missing"))
+    form = email.message_from_bytes(
+        b"MIME-Version: 1.0\r\nContent-Type: " + content_type.encode("latin-1", "replace")
+        + b"\r\n\r\n" + body)
+    if not form.is_multipart():
+        raise HttpError(400, "BadRequest", "The multipart/form-data body cannot be read "
+                                           "(no boundary, or no parts).")
+    for part in form.get_payload():
+        if part.get_param("name", header="content-disposition") == "model":
+            data = part.get_payload(decode=True)
+            if data:
+                return data
+    raise bad_parameter("The form has no file in the field 'model' (the zipped model).",
+                        "model")
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
 
 
-__all__ = ["CoreApp", "Authorize"]
+@functools.lru_cache(maxsize=1)
+def _openapi_document() -> bytes:
+    # Read once, on the first request: the file does not change while the server runs.
+    with open(OPENAPI_PATH, "rb") as f:
+        return f.read()
+
+
+__all__ = ["APIRequest", "CoreApp", "Authorize"]

@@ -11,6 +11,7 @@ transfer encoding (see ``reference/actors-and-twisted.md``, "Structural limits")
 """
 
 import json
+import math
 from typing import Any, Dict, Optional
 
 from twisted.web.iweb import IRequest
@@ -57,7 +58,7 @@ def error_body(status: int, reason: str, message: str,
 
 def _json_default(value: Any) -> Any:
     # numpy scalars and arrays (scores, confidences) know how to become plain Python values.
-    for method in ("item", "tolist"):
+    for method in ("tolist", "item"):
         convert = getattr(value, method, None)
         if callable(convert):
             return convert()
@@ -65,8 +66,29 @@ def _json_default(value: Any) -> Any:
 
 
 def dump_json(value: Any) -> bytes:
-    """Compact JSON, as the original server wrote it."""
-    return json.dumps(value, separators=(",", ":"), default=_json_default).encode("utf-8")
+    """Compact JSON, as the original server wrote it; always valid JSON (a NaN or infinite
+    number, which JSON cannot express, is written as null)."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), default=_json_default, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), separators=(",", ":"), default=_json_default,
+                          allow_nan=False)
+    return text.encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    # The slow path, only taken when a non-finite number is somewhere in the answer.
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    for method in ("tolist", "item"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return _finite(convert())
+    return value
 
 
 def write_body(request: IRequest, body: bytes, content_type: bytes, status: int = 200) -> bytes:

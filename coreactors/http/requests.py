@@ -1,11 +1,14 @@
 """Reading what a client sent: the body (with a size limit), query parameters, path segments.
 
 Every helper raises ``HttpError`` with a message that says what was wrong, so a route never
-answers a 500 (or an HTML page) for bad input.
+answers a 500 (or an HTML page) for bad input. What the helpers let through is also what the
+engine can store and read back: JSON bodies are plain Unicode, finite numbers and shallow
+structures, and a user message's ``parse_data`` has the shape the policies rely on.
 """
 
 import json
 import math
+import sys
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 from urllib.parse import unquote
 
@@ -16,6 +19,18 @@ from coreactors.http.errors import HttpError, bad_parameter
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
+
+# Rasa Core read JSON bodies whatever their declared type (Flask's ``get_json(force=True)``), so
+# clients send no type, ``curl -d``'s form type or text/plain; those stay accepted. A body
+# declared as another format (XML, a multipart upload, an image) is refused with 415.
+_JSON_MEDIA_TYPES = ("application/json", "text/json", "text/plain",
+                     "application/x-www-form-urlencoded")
+_TEXT_MEDIA_TYPES = ("application/x-www-form-urlencoded", "application/octet-stream")
+
+# Deeper JSON than this is refused: real payloads nest a few levels, and the store, the
+# tracker's hashing and the encoder all recurse over what they are given.
+MAX_JSON_DEPTH = 64
+_MAX_FLOAT = sys.float_info.max
 
 
 def read_body(request: IRequest, max_bytes: int) -> bytes:
@@ -38,10 +53,36 @@ def _too_large(max_bytes: int) -> HttpError:
                      "The request body is larger than the limit of {} bytes.".format(max_bytes))
 
 
+def media_type(request: IRequest) -> Optional[str]:
+    """The declared media type of the body, lower case and without parameters (or None)."""
+    raw = request.getHeader(b"content-type")
+    if raw is None:
+        return None
+    value = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    return value.split(";", 1)[0].strip().lower() or None
+
+
+def _check_media_type(request: IRequest, accepted: Tuple[str, ...], text: bool,
+                      wanted: str) -> None:
+    declared = media_type(request)
+    if declared is None or declared in accepted:
+        return
+    if not text and declared.startswith("application/") and declared.endswith("+json"):
+        return
+    if text and declared.startswith("text/"):
+        return
+    raise HttpError(415, "UnsupportedMediaType",
+                    "The request body is declared as '{}'; this resource takes {}.".format(
+                        declared, wanted))
+
+
 def read_text(request: IRequest, max_bytes: int) -> str:
-    """The body as UTF-8 text."""
+    """The body as UTF-8 text (no type, ``text/*``, or a form or octet-stream type)."""
+    body = read_body(request, max_bytes)
+    if body:
+        _check_media_type(request, _TEXT_MEDIA_TYPES, True, "text (e.g. text/markdown)")
     try:
-        return read_body(request, max_bytes).decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError:
         raise HttpError(400, "BadRequest", "The request body is not valid UTF-8 text.")
 
@@ -63,16 +104,75 @@ def read_json(request: IRequest, max_bytes: int,
             return None
         raise HttpError(400, "BadRequest",
                         "The request needs a body: {}.".format(wanted))
+    _check_media_type(request, _JSON_MEDIA_TYPES, False, "JSON (application/json)")
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_float=_finite_float,
+                           parse_int=_bounded_int, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise HttpError(400, "BadRequest", "The request body is not valid UTF-8.")
+    except RecursionError:
+        raise _too_deep()
     except ValueError as e:
         raise HttpError(400, "BadRequest", "The request body is not valid JSON: {}.".format(e))
+    _check_plain(value)
     if not isinstance(value, kinds):
         raise HttpError(400, "BadRequest", "The request body must be {}, got {}.".format(
             wanted, _json_type_name(value)))
     return value
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 would become inf, which the answer could then only write as invalid JSON.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("the number {} is too large".format(text[:40]))
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    # Integers beyond a float's range fail wherever the engine takes a number (timestamps,
+    # confidences); JSON's interoperable range is that of a double anyway.
+    value = int(text)
+    if abs(value) > _MAX_FLOAT:
+        raise ValueError("the number {}... is too large".format(text[:40]))
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError("{} is not a JSON value".format(name))
+
+
+def _too_deep() -> HttpError:
+    return HttpError(400, "BadRequest", "The request body nests deeper than {} levels."
+                     .format(MAX_JSON_DEPTH))
+
+
+def _check_plain(value: Any) -> None:
+    """Refuses nesting beyond ``MAX_JSON_DEPTH`` and strings that are not Unicode text (JSON's
+    ``\\ud800`` escapes decode to lone surrogates, which no store can encode)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            _check_unicode(item)
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    _check_unicode(key)
+                    pending.append((child, depth + 1))
+            else:
+                pending.extend((child, depth + 1) for child in item)
+
+
+def _check_unicode(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise HttpError(400, "BadRequest",
+                        "The request body has a string that is not valid Unicode (a lone "
+                        "surrogate escape such as \\ud800).")
 
 
 def _json_type_name(value: Any) -> str:
@@ -88,7 +188,8 @@ def _json_type_name(value: Any) -> str:
 
 
 def check_events(events: List[Any]) -> List[Dict[str, Any]]:
-    """Each item must be an object with a string ``event``; the actors check the rest."""
+    """Each item must be an object with a string ``event``, and a ``user`` event's
+    ``parse_data`` must pass ``check_parse_data``; the actors check the rest."""
     for i, item in enumerate(events):
         if not isinstance(item, dict):
             raise bad_parameter("Event {} must be a JSON object, got {}.".format(
@@ -96,7 +197,72 @@ def check_events(events: List[Any]) -> List[Dict[str, Any]]:
         if not isinstance(item.get("event"), str):
             raise bad_parameter("Event {} needs the field 'event' (the event type, a string)."
                                 .format(i), "event")
+        if item["event"] == "user":
+            check_parse_data(item.get("parse_data"), "Event {}: 'parse_data'".format(i))
     return events
+
+
+def check_parse_data(parse_data: Any, name: str = "parse_data") -> Optional[Dict[str, Any]]:
+    """``parse_data`` as the interpreter would have made it, or None.
+
+    The policies read ``intent.name`` as a string and ``intent.confidence`` as a number, and
+    the story writer reads each entity's ``entity`` (and ``start``/``end`` when given); a
+    message logged with other types would break every later prediction of its conversation,
+    so it is refused here, before anything is stored. What passes has the shape of
+    ``ParseData`` in ``openapi.yml``, as trackers echo it; other keys pass through untouched."""
+    if parse_data is None:
+        return None
+
+    def refuse(message: str) -> HttpError:
+        return bad_parameter("{} {}.".format(name, message), "parse_data")
+
+    if not isinstance(parse_data, dict):
+        raise refuse("must be a JSON object, got {}".format(_json_type_name(parse_data)))
+    if parse_data.get("text") is not None and not isinstance(parse_data["text"], str):
+        raise refuse("has a 'text' that is not a string")
+    intents = [("intent", parse_data.get("intent"))]
+    ranking = parse_data.get("intent_ranking")
+    if ranking is not None:
+        if not isinstance(ranking, list):
+            raise refuse("has an 'intent_ranking' that is not a list")
+        intents.extend(("intent_ranking[{}]".format(i), intent)
+                       for i, intent in enumerate(ranking))
+    for where, intent in intents:
+        if intent is None:
+            continue
+        if not isinstance(intent, dict):
+            raise refuse("has an '{}' that is not an object".format(where))
+        if intent.get("name") is not None and not isinstance(intent["name"], str):
+            raise refuse("has an '{}.name' that is not a string".format(where))
+        if intent.get("confidence") is not None and not _is_number(intent["confidence"]):
+            raise refuse("has an '{}.confidence' that is not a number".format(where))
+    entities = parse_data.get("entities")
+    if entities is not None:
+        if not isinstance(entities, list):
+            raise refuse("has 'entities' that are not a list")
+        for i, entity in enumerate(entities):
+            if not isinstance(entity, dict):
+                raise refuse("has an entity ({}) that is not an object".format(i))
+            if not isinstance(entity.get("entity"), str):
+                raise refuse("has an entity ({}) without a string 'entity' (its type)"
+                             .format(i))
+            for key in ("start", "end"):
+                offset = entity.get(key)
+                if offset is not None and (isinstance(offset, bool)
+                                           or not isinstance(offset, int) or offset < 0):
+                    raise refuse("has an entity ({}) whose '{}' is not a character offset"
+                                 .format(i, key))
+            if entity.get("start") is not None and entity.get("end") is not None \
+                    and entity["start"] > entity["end"]:
+                raise refuse("has an entity ({}) that ends before it starts".format(i))
+            if entity.get("confidence") is not None and not _is_number(entity["confidence"]):
+                raise refuse("has an entity ({}) whose 'confidence' is not a number"
+                             .format(i))
+    return parse_data
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def query_arg(request: IRequest, name: str) -> Optional[str]:

@@ -30,6 +30,7 @@ import numpy as np
 
 from coreactors.nlu.entity_extractor import CRFEntityExtractor, SpanMatcher
 from coreactors.nlu.intent_classifier import IntentClassifier, normalize_word
+from coreactors.nlu.interpreter import empty_parse
 from coreactors.nlu.tokenizer import Token, tokenize
 from coreactors.nlu.training_data import TrainingData
 
@@ -320,10 +321,6 @@ def load_nlu_config(path: Optional[str]) -> NLUConfig:
 # ---------------------------------------------------------------------------
 
 
-def _empty_parse(text: str) -> Dict[str, Any]:
-    return {"text": text, "intent": {"name": None, "confidence": 0.0}, "intent_ranking": [], "entities": []}
-
-
 def _entity_boundaries(entities: Sequence[Dict[str, Any]]) -> List[int]:
     cuts = []
     for e in entities:
@@ -410,9 +407,9 @@ class NLUModel:
     def parse(self, text: str) -> Dict[str, Any]:
         """Intent, intent ranking and entities of ``text`` in Rasa NLU's shape."""
         if not text or not text.strip():
-            return _empty_parse(text or "")
+            return empty_parse(text or "")
         tokens = tokenize(text)
-        result = _empty_parse(text)
+        result = empty_parse(text)
         if self.intent_classifier is not None:
             words, extra = self._intent_inputs(self.matcher, text, tokens)
             probs = self.intent_classifier.predict_proba(words, extra)

@@ -1,0 +1,45 @@
+"""The NLU server client: one ``GET /parse`` with treq, called from an actor's thread.
+
+The caller's thread hands the call to the reactor (``blockingCallFromThread``) and waits for it;
+only that conversation waits, and only up to the endpoint's timeout.
+"""
+
+import json
+from typing import Any, Dict, Tuple
+
+import treq
+from twisted.internet import threads
+from twisted.internet.defer import inlineCallbacks
+
+from coreactors.endpoints import EndpointConfig
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class TreqNLUClient:
+    """Calls ``<nlu url>/parse``; usable as an ``NLUServerClient``."""
+
+    def __init__(self, endpoint: EndpointConfig, reactor: Any) -> None:
+        if not endpoint.url:
+            raise ValueError("'nlu' needs a 'url'.")
+        self.url = endpoint.url.rstrip("/") + "/parse"
+        self.endpoint = endpoint
+        self.reactor = reactor
+        self.timeout = float(endpoint.kwargs.get("timeout", DEFAULT_TIMEOUT))
+
+    def __call__(self, params: Dict[str, str]) -> Tuple[int, Any]:
+        return threads.blockingCallFromThread(self.reactor, self._get, params)
+
+    @inlineCallbacks
+    def _get(self, params: Dict[str, str]):
+        query = dict(self.endpoint.params)
+        query.update(params)
+        response = yield treq.get(self.url, params=query, headers=self.endpoint.headers or None,
+                                  auth=self.endpoint.auth(), timeout=self.timeout,
+                                  reactor=self.reactor)
+        content = yield response.content()
+        try:
+            body = json.loads(content.decode("utf-8")) if content else None
+        except ValueError:
+            body = None
+        return response.code, body
