@@ -131,12 +131,14 @@ class ConversationActor(pykka.ThreadingActor):
     def _take_model(self, model: Model) -> None:
         self.model = model
         self.processor = MessageProcessor(model, self.action_client)
-        if self.tracker is not None:
-            # Same events, read with the new domain's slots (re-read only if that can differ).
-            self.tracker = self.tracker.switch_domain(model.domain)
+        # The tracker moves to the new domain when the next request needs it (_load): a swap
+        # reaches every live conversation, and most of them are idle, so they pay nothing now.
 
     def _load(self) -> DialogueStateTracker:
         if self.tracker is not None:
+            if self.tracker.domain is not self.model.domain:
+                # Same events, read with the new domain's slots (re-read only if that can differ).
+                self.tracker = self.tracker.switch_domain(self.model.domain)
             return self.tracker
         try:
             stored = self.store.load(self.sender_id)
