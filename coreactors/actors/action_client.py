@@ -37,9 +37,16 @@ class TreqActionClient:
             self.endpoint.url, data=json.dumps(payload).encode("utf-8"), headers=headers,
             params=self.endpoint.query() or None, auth=self.endpoint.auth(),
             timeout=self.timeout, reactor=self.reactor)
-        content = yield response.content()
-        try:
-            body = json.loads(content.decode("utf-8")) if content else None
-        except ValueError:
-            body = None
-        return response.code, body
+        answer = yield json_answer(response)
+        return answer
+
+
+@inlineCallbacks
+def json_answer(response: Any):
+    """Fires with (status, the JSON body or None when there is none or it is not JSON)."""
+    content = yield response.content()
+    try:
+        body = json.loads(content.decode("utf-8")) if content else None
+    except ValueError:
+        body = None
+    return response.code, body

@@ -4,13 +4,13 @@ The caller's thread hands the call to the reactor (``blockingCallFromThread``) a
 only that conversation waits, and only up to the endpoint's timeout.
 """
 
-import json
 from typing import Any, Dict, Tuple
 
 import treq
 from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
 
+from coreactors.actors.action_client import json_answer
 from coreactors.endpoints import EndpointConfig
 
 DEFAULT_TIMEOUT = 10.0
@@ -37,9 +37,5 @@ class TreqNLUClient:
         response = yield treq.get(self.url, params=query, headers=self.endpoint.headers or None,
                                   auth=self.endpoint.auth(), timeout=self.timeout,
                                   reactor=self.reactor)
-        content = yield response.content()
-        try:
-            body = json.loads(content.decode("utf-8")) if content else None
-        except ValueError:
-            body = None
-        return response.code, body
+        answer = yield json_answer(response)
+        return answer
