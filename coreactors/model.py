@@ -70,7 +70,7 @@ class Model:
             ensemble.check_domain(domain)
         except (InvalidDomain, ValueError, KeyError, OSError) as e:
             raise InvalidModel("Cannot load the model at {}: {}".format(path, e))
-        nlu = load_bundled_nlu(path, core_path)
+        nlu = load_bundled_nlu(*dict.fromkeys((path, core_path)))
         return cls(domain, ensemble, nlu if nlu is not None else interpreter,
                    fingerprint_of(path), path)
 

@@ -136,7 +136,7 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
                                                          reactor))
     watcher = watcher_for(endpoints, supervisor, reactor)  # a bad model block fails here
 
-    from coreactors.http.app import CoreApp
+    from coreactors.http.app import APIRequest, CoreApp
     from coreactors.http.auth import make_authorizer
     from coreactors.http.channels import channels_from_credentials
     channels = channels_from_credentials(credentials or None, options.get("connector"))
@@ -147,7 +147,6 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
                   authorize=authorize,
                   max_body_bytes=int(options.get("max_body_bytes") or 1_000_000),
                   max_model_bytes=int(options.get("max_model_bytes") or 64 * 1024 * 1024))
-    from coreactors.http.app import APIRequest
     site = (QuietSite if options.get("quiet") else Site)(app.resource(),
                                                          requestFactory=APIRequest)
     site.displayTracebacks = False

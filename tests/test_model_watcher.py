@@ -204,6 +204,11 @@ def form(name: str, data: bytes) -> Any:
             "headers": {"Content-Type": "multipart/form-data; boundary=" + boundary}}
 
 
+def app(conversations: Any, **kwargs: Any) -> CoreApp:
+    # The upload is read in the calling thread: StubTreq answers without a running reactor.
+    return CoreApp(conversations, in_thread=defer.maybeDeferred, **kwargs)
+
+
 def post(stub: StubTreq, **kwargs: Any):
     answers: List[Any] = []
     d = stub.post("http://core.test/model", **kwargs)
@@ -215,7 +220,7 @@ def post(stub: StubTreq, **kwargs: Any):
 
 def test_post_model_takes_the_form_field(tmp_path):
     fake = FakeArchives()
-    stub = StubTreq(CoreApp(fake).resource())
+    stub = StubTreq(app(fake).resource())
     code, body = post(stub, **form("model", b"zip bytes"))
     assert code == 204 and body is None
     assert fake.received == [b"zip bytes"]
@@ -234,7 +239,7 @@ def test_post_model_takes_the_form_field(tmp_path):
 
 def test_post_model_has_its_own_size_limit():
     fake = FakeArchives()
-    stub = StubTreq(CoreApp(fake, max_body_bytes=1000, max_model_bytes=3000).resource())
+    stub = StubTreq(app(fake, max_body_bytes=1000, max_model_bytes=3000).resource())
     code, body = post(stub, **form("model", b"x" * 4000))
     assert code == 413 and body["reason"] == "PayloadTooLarge"
     assert fake.received == []
@@ -244,6 +249,6 @@ def test_post_model_has_its_own_size_limit():
 
 
 def test_post_model_is_absent_when_the_conversations_cannot_load_models():
-    stub = StubTreq(CoreApp(object()).resource())
+    stub = StubTreq(app(object()).resource())
     code, body = post(stub, **form("model", b"z"))
     assert code == 404 and body["reason"] == "NotFound"

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from klein import Klein
 from klein.interfaces import IKleinRequest
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -79,6 +79,7 @@ class CoreApp:
     def __init__(self, conversations: IConversations, enable_api: bool = True,
                  cors_origins: Sequence[str] = (), max_body_bytes: int = 1_000_000,
                  max_model_bytes: int = 64 * 1024 * 1024,
+                 in_thread: Optional[Callable[..., defer.Deferred]] = None,
                  authorize: Optional[Authorize] = None,
                  channels: Optional[Sequence[InputChannel]] = None) -> None:
         self._conversations = conversations
@@ -88,6 +89,10 @@ class CoreApp:
         # A zipped model (POST /model) is far bigger than any JSON request.
         self._max_model_bytes = max(max_model_bytes, max_body_bytes)
         self._authorize = authorize
+        # Runs CPU-heavy request work (reading an uploaded model) off the reactor thread.
+        self._in_thread = in_thread or threads.deferToThread
+        # Read here, at start-up, so no request waits on the disk (the reactor never blocks).
+        self._openapi = _openapi_document()
         if channels is None:
             channels = [RestInput()]
         self._channels: Dict[str, InputChannel] = {}
@@ -239,7 +244,7 @@ class CoreApp:
 
     @_route(app, "/openapi.yml", "GET", api=False, protected=False)
     def openapi(self, request: IRequest) -> bytes:
-        return write_body(request, _openapi_document(), OPENAPI_CONTENT_TYPE)
+        return write_body(request, self._openapi, OPENAPI_CONTENT_TYPE)
 
     @_route(app, "/status", "GET")
     def status(self, request: IRequest) -> bytes:
@@ -358,12 +363,15 @@ class CoreApp:
         loader = IModelArchives(self._conversations, None)
         if loader is None:
             return self._not_found(request)
-        archive = _model_upload(request, self._max_model_bytes)
+        body, content_type = _model_upload(request, self._max_model_bytes)
+        # Reading a form of many megabytes is CPU work the reactor thread must not do.
+        d = self._in_thread(_form_file, body, content_type, "model")
+        d.addCallback(loader.load_model_archive)
 
         def no_content(_: Any) -> bytes:
             request.setResponseCode(204)
             return b""
-        return loader.load_model_archive(archive).addCallback(no_content)
+        return d.addCallback(no_content)
 
     @_route(app, "/parse", "POST")
     def parse(self, request: IRequest) -> defer.Deferred:
@@ -458,8 +466,8 @@ class APIRequest(Request):
         super().__init__(*args, **kwargs)
 
 
-def _model_upload(request: IRequest, max_bytes: int) -> bytes:
-    """The zip sent to ``POST /model`` as the multipart/form-data field ``model``."""
+def _model_upload(request: IRequest, max_bytes: int) -> Tuple[bytes, str]:
+    """The body and Content-Type of a ``POST /model`` (a multipart/form-data upload)."""
     body = read_body(request, max_bytes)
     content_type = _text(request.getHeader(b"content-type") or b"")
     if content_type.split(";")[0].strip().lower() != "multipart/form-data":
@@ -467,6 +475,11 @@ def _model_upload(request: IRequest, max_bytes: int) -> bytes:
                         "POST /model takes the zipped model as the multipart/form-data field "
                         "'model' (curl -F model=@model.zip); the Content-Type was {}.".format(
                             repr(content_type) if content_type else "missing"))
+    return body, content_type
+
+
+def _form_file(body: bytes, content_type: str, field: str) -> bytes:
+    """The content of the file field ``field`` of a multipart/form-data body."""
     form = email.message_from_bytes(
         b"MIME-Version: 1.0\r\nContent-Type: " + content_type.encode("latin-1", "replace")
         + b"\r\n\r\n" + body)
@@ -474,12 +487,12 @@ def _model_upload(request: IRequest, max_bytes: int) -> bytes:
         raise HttpError(400, "BadRequest", "The multipart/form-data body cannot be read "
                                            "(no boundary, or no parts).")
     for part in form.get_payload():
-        if part.get_param("name", header="content-disposition") == "model":
+        if part.get_param("name", header="content-disposition") == field:
             data = part.get_payload(decode=True)
             if data:
                 return data
-    raise bad_parameter("The form has no file in the field 'model' (the zipped model).",
-                        "model")
+    raise bad_parameter("The form has no file in the field '{}' (the zipped model).".format(
+        field), field)
 
 
 def _text(value: Any) -> str:
@@ -490,7 +503,7 @@ def _text(value: Any) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _openapi_document() -> bytes:
-    # Read once, on the first request: the file does not change while the server runs.
+    # Read once per process: the file does not change while the server runs.
     with open(OPENAPI_PATH, "rb") as f:
         return f.read()
 
