@@ -14,12 +14,12 @@ from typing import Any, Dict, Optional
 from twisted.application import service, strports
 from twisted.internet import defer, task
 from twisted.logger import Logger, globalLogPublisher, textFileLogObserver
-from twisted.web.server import Site
 
 from coreactors.actors.action_client import TreqActionClient
 from coreactors.actors.model_watcher import watcher_for
 from coreactors.actors.supervisor import Supervisor
 from coreactors.endpoints import AvailableEndpoints, EndpointConfig, read_yaml_config
+from coreactors.http.app import APISite
 from coreactors.model import InvalidModel, Model
 from coreactors.nlu.interpreter import (
     HttpInterpreter, NaturalLanguageInterpreter, project_and_model)
@@ -56,7 +56,7 @@ class ActorSystemService(service.Service):
         log.info("Stopped every conversation actor.")
 
 
-class QuietSite(Site):
+class QuietSite(APISite):
     """A Site without the per-request access log (``--quiet``)."""
 
     def log(self, request: Any) -> None:
@@ -136,7 +136,7 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
                                                          reactor))
     watcher = watcher_for(endpoints, supervisor, reactor)  # a bad model block fails here
 
-    from coreactors.http.app import APIRequest, CoreApp
+    from coreactors.http.app import CoreApp
     from coreactors.http.auth import make_authorizer
     from coreactors.http.channels import channels_from_credentials
     channels = channels_from_credentials(credentials or None, options.get("connector"))
@@ -147,8 +147,7 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
                   authorize=authorize,
                   max_body_bytes=int(options.get("max_body_bytes") or 1_000_000),
                   max_model_bytes=int(options.get("max_model_bytes") or 64 * 1024 * 1024))
-    site = (QuietSite if options.get("quiet") else Site)(app.resource(),
-                                                         requestFactory=APIRequest)
+    site = (QuietSite if options.get("quiet") else APISite)(app.resource())
     site.displayTracebacks = False
 
     # Trackers keep many small objects alive; the cyclic collector's passes over them were the

@@ -942,6 +942,20 @@ def test_nlg_generate_fills_slots_and_kwargs():
     assert not nlg.has_template("utter_missing")
 
 
+def test_nlg_generate_returns_a_copy_the_caller_may_change():
+    template = {"text": "hi", "buttons": [{"title": "yes", "payload": "/affirm"}],
+                "custom": {"nested": [1, 2.5, True, None]}}
+    nlg = TemplatedNaturalLanguageGenerator({"utter_greet": [template]})
+    message = nlg.generate("utter_greet", {})
+    assert message == template
+    message["buttons"][0]["title"] = "changed"
+    message["custom"]["nested"].append("more")
+    message["text"] = "changed"
+    assert nlg.generate("utter_greet", {}) == {
+        "text": "hi", "buttons": [{"title": "yes", "payload": "/affirm"}],
+        "custom": {"nested": [1, 2.5, True, None]}}
+
+
 def test_nlg_generate_kwarg_called_name():
     nlg = TemplatedNaturalLanguageGenerator({"utter_greet": [{"text": "hi {name}"}]})
     assert nlg.generate("utter_greet", {"name": "Joe"}, **{"name": "Ann"}) == {

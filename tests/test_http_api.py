@@ -1391,3 +1391,28 @@ def test_two_channels_with_one_name_are_refused(fake):
 def test_app_without_channels_has_no_webhooks(fake):
     stub = make(fake, channels=[])
     assert_error(call(stub, "GET", "/webhooks/rest/"), 404)
+
+
+def test_api_site_reads_the_local_address_once_per_connection():
+    from twisted.internet.testing import StringTransport
+
+    from coreactors.http.app import APISite
+
+    class CountingTransport(StringTransport):
+        host_reads = 0
+
+        def getHost(self):
+            self.host_reads += 1
+            return super().getHost()
+
+    app = CoreApp(FakeConversations())
+    site = APISite(app.resource())
+    channel = site.buildProtocol(None)
+    transport = CountingTransport()
+    channel.makeConnection(transport)
+    for _ in range(3):
+        channel.dataReceived(b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answers = transport.value().split(b"HTTP/1.1 ")[1:]
+    assert [a.split(b" ")[0] for a in answers] == [b"200"] * 3
+    assert all(b'"version"' in a for a in answers)
+    assert transport.host_reads == 1

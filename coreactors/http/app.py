@@ -4,7 +4,7 @@ Routes only parse the request, ask the actor system (every call returns a Deferr
 the answer; they never touch a tracker. Every answer has an explicit ``Content-Length``; every
 refusal is the API's JSON error body (see ``errors.py``), never an HTML page.
 
-Serve it with ``Site(CoreApp(conversations, ...).resource())``. ``resource()`` wraps the Klein
+Serve it with ``APISite(CoreApp(conversations, ...).resource())``. ``resource()`` wraps the Klein
 resource so that CORS headers go on every answer and an encoded ``/`` in a sender id
 (``/conversations/a%2Fb/tracker``) stays inside its path segment.
 """
@@ -22,7 +22,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Request, Site
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
@@ -466,6 +467,27 @@ class APIRequest(Request):
         super().__init__(*args, **kwargs)
 
 
+class APIChannel(HTTPChannel):
+    """An HTTP/1.1 connection that asks the kernel for its local address once, not for every
+    request (each request reads it, Klein builds its URLs from it): every getsockname() call
+    lets the actor threads take the GIL from the reactor thread, which then waits to get it
+    back. (HTTP/2 needs TLS, which this server does not terminate.)"""
+
+    _host: Any = None
+
+    def getHost(self) -> Any:
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+
+class APISite(Site):
+    """The Site to serve ``CoreApp.resource()`` with: its requests and connections."""
+
+    requestFactory = APIRequest
+    protocol = APIChannel
+
+
 def _model_upload(request: IRequest, max_bytes: int) -> Tuple[bytes, str]:
     """The body and Content-Type of a ``POST /model`` (a multipart/form-data upload)."""
     body = read_body(request, max_bytes)
@@ -508,4 +530,4 @@ def _openapi_document() -> bytes:
         return f.read()
 
 
-__all__ = ["APIRequest", "CoreApp", "Authorize"]
+__all__ = ["APIChannel", "APIRequest", "APISite", "CoreApp", "Authorize"]

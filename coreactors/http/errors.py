@@ -65,14 +65,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError("{} is not JSON serialisable".format(type(value).__name__))
 
 
+# Configured once: json.dumps with any option builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default, allow_nan=False)
+
+
 def dump_json(value: Any) -> bytes:
     """Compact JSON, as the original server wrote it; always valid JSON (a NaN or infinite
     number, which JSON cannot express, is written as null)."""
     try:
-        text = json.dumps(value, separators=(",", ":"), default=_json_default, allow_nan=False)
+        text = _ENCODER.encode(value)
     except ValueError:
-        text = json.dumps(_finite(value), separators=(",", ":"), default=_json_default,
-                          allow_nan=False)
+        text = _ENCODER.encode(_finite(value))
     return text.encode("utf-8")
 
 

@@ -59,6 +59,10 @@ def check_sender_id(sender_id: str) -> str:
     return sender_id
 
 
+# Configured once: json.dumps with any option builds a new encoder on every call.
+_EVENT_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_event(sender_id: str, index: int, event: Dict[str, Any]) -> str:
     """Encodes one event as compact JSON, turning an unencodable event into a StoreError.
 
@@ -67,7 +71,7 @@ def encode_event(sender_id: str, index: int, event: Dict[str, Any]) -> str:
     ASCII escapes are kept (the ``json`` default) because they make lone surrogates storable.
     """
     try:
-        return json.dumps(event, separators=(",", ":"))
+        return _EVENT_ENCODER.encode(event)
     except (TypeError, ValueError, RecursionError) as error:
         raise StoreError("event {} of conversation {!r} cannot be stored as JSON: {}".format(
             index, sender_id, error)) from error

@@ -19,10 +19,11 @@ Concurrency, chosen by measuring 16 threads appending 6 events each (on a 2-core
   instead of ~0.2 ms. A passive checkpoint does not block writers; once the WAL is long, a
   short catch-up under the lock copies what was written meanwhile, so the WAL can start over
   and stays small.
-- Appends are group-committed: callers queue their events, and whoever holds the writer lock
-  writes every queued append in one transaction. Under load (16 conversations answering at
-  once) one commit serves many turns; a lone append is one short transaction. Conversation row
-  ids are cached, so an append to a known conversation is one ``executemany``.
+- Appends are group-committed: callers queue their events; one caller at a time is the writer
+  and commits every queued append in one transaction, then wakes each of their callers
+  directly. Under load (16 conversations answering at once) one commit serves many turns; a
+  lone append is one short transaction. Conversation row ids are cached, so an append to a
+  known conversation is one ``executemany``.
 
 Schema (``PRAGMA user_version`` = 1)::
 
@@ -106,6 +107,7 @@ class SQLiteTrackerStore(TrackerStore):
         # Appends waiting for the writer lock (see append), and known conversation row ids.
         self._queue_lock = threading.Lock()
         self._queue: List[_Append] = []
+        self._writing = False
         self._conversation_ids: Dict[str, int] = {}
         self._connection: Optional[sqlite3.Connection] = self._open(path, timeout)
         self._checkpointer: Optional[_Checkpointer] = None
@@ -232,21 +234,46 @@ class SQLiteTrackerStore(TrackerStore):
     def append(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
         """Appends in one commit, shared with whatever other appends are waiting (group commit).
 
-        Each caller queues its events, then takes the writer lock; whoever holds it writes every
-        queued append in one transaction. A caller whose append a previous holder already
-        committed returns at once. Each caller still returns only after its own commit.
+        Each caller queues its events. If nobody is writing, it becomes the writer: it takes
+        every queued append, commits them in one transaction, wakes their callers, and hands
+        the writing over to the first append queued meanwhile. Otherwise it sleeps until a
+        writer has committed its append or handed it the writing. Each caller returns only
+        after its own commit, and is woken exactly once: waking the waiters one after another
+        through a shared lock made them queue for it in turn.
         """
         check_sender_id(sender_id)
         request = _Append(sender_id, encode_events(sender_id, events))
         with self._queue_lock:
             self._queue.append(request)
-        with self._lock:
-            if not request.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._write_batch(batch)
+            leading = not self._writing
+            self._writing = True
+        if not leading:
+            request.wait()
+        if not request.done:
+            self._lead(request)
         if request.error is not None:
             raise request.error
+
+    def _lead(self, own: "_Append") -> None:
+        """Writes every queued append (``own`` among them), then hands the writing over."""
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        try:
+            with self._lock:
+                self._write_batch(batch)
+        finally:
+            for request in batch:
+                if not request.done:  # only if the write itself raised (not a store error)
+                    request.finish(self._failure("append to", request.sender_id,
+                                                 "the write was interrupted"))
+                if request is not own:
+                    request.wake()
+            with self._queue_lock:
+                successor = self._queue[0] if self._queue else None
+                if successor is None:
+                    self._writing = False
+            if successor is not None:
+                successor.wake()
 
     def _write_batch(self, batch: List["_Append"]) -> None:
         """Writes the batch in one transaction; on failure, each append alone (under the lock)."""
@@ -323,17 +350,26 @@ class SQLiteTrackerStore(TrackerStore):
 class _Append:
     """One caller's append, waiting in the group-commit queue."""
 
-    __slots__ = ("sender_id", "texts", "done", "error")
+    __slots__ = ("sender_id", "texts", "done", "error", "_signal")
 
     def __init__(self, sender_id: str, texts: List[str]) -> None:
         self.sender_id = sender_id
         self.texts = texts
         self.done = False
         self.error: Optional[StoreError] = None
+        # Held from the start: wait() blocks until wake() releases it (once, perhaps first).
+        self._signal = threading.Lock()
+        self._signal.acquire()
 
     def finish(self, error: Optional[StoreError]) -> None:
         self.error = error
         self.done = True
+
+    def wait(self) -> None:
+        self._signal.acquire()
+
+    def wake(self) -> None:
+        self._signal.release()
 
 
 class _Checkpointer:
