@@ -472,6 +472,47 @@ def test_sqlite_a_failing_append_leaves_earlier_events_intact(sqlite_store, db_p
     assert sqlite_store.load("ada") == turn(1) + turn(5)
 
 
+def test_sqlite_group_commit_fails_only_the_bad_append_of_a_batch(sqlite_store, db_path):
+    for name in ("ada", "bob", "cy", "dee"):
+        sqlite_store.append(name, turn(0))
+    add_failing_trigger(db_path)
+    outcomes = {}
+
+    def append(name, events):
+        try:
+            sqlite_store.append(name, events)
+            outcomes[name] = "stored"
+        except StoreError as error:
+            outcomes[name] = error
+
+    # While the writer lock is held, the first append becomes the writer and waits for it;
+    # the three after it queue up and are then committed together, by the writer's successor.
+    with sqlite_store._lock:
+        first = threading.Thread(target=append, args=("ada", turn(1)))
+        first.start()
+        deadline = time.monotonic() + 10
+        while (not sqlite_store._writing or sqlite_store._queue) and \
+                time.monotonic() < deadline:
+            time.sleep(0.001)
+        queued = [threading.Thread(target=append, args=(name, events)) for name, events in (
+            ("bob", turn(1)), ("cy", turn(1) + [{"event": "bot", "text": "boom"}]),
+            ("dee", turn(1)))]
+        for thread in queued:
+            thread.start()
+        while len(sqlite_store._queue) < 3 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert len(sqlite_store._queue) == 3
+    for thread in [first] + queued:
+        thread.join(timeout=10)
+    assert set(outcomes) == {"ada", "bob", "cy", "dee"}
+    assert isinstance(outcomes["cy"], StoreError) and "disk on fire" in str(outcomes["cy"])
+    assert [outcomes[name] for name in ("ada", "bob", "dee")] == ["stored"] * 3
+    for name in ("ada", "bob", "dee"):
+        assert sqlite_store.load(name) == turn(0) + turn(1)
+    assert sqlite_store.load("cy") == turn(0)
+    assert not sqlite_store._writing and not sqlite_store._queue
+
+
 def test_sqlite_a_failing_replace_leaves_the_conversation_intact(sqlite_store, db_path):
     sqlite_store.append("ada", turn(1))
     add_failing_trigger(db_path)

@@ -38,6 +38,7 @@ ordering one conversation's events by it gives their order of appending, and the
 one conversation in order without sorting.
 """
 
+import functools
 import json
 import logging
 import os
@@ -74,11 +75,17 @@ _LOAD = """SELECT e.data FROM conversations AS c
            WHERE c.sender_id = ? ORDER BY e.seq"""
 _FIND_CONVERSATION = "SELECT id FROM conversations WHERE sender_id = ?"
 _ADD_CONVERSATION = "INSERT INTO conversations (sender_id) VALUES (?)"
-_ADD_EVENT = "INSERT INTO events (conversation, data) VALUES (?, ?)"
+_ADD_EVENTS = "INSERT INTO events (conversation, data) VALUES "
+# Rows per INSERT: sqlite3 releases the GIL around every statement step, and executemany steps
+# once per row; under load each release hands the GIL to another thread and costs a thread
+# switch to get it back, so a batch goes in as few multi-row INSERTs. 64 rows (128 variables)
+# stays far below the smallest SQLITE_MAX_VARIABLE_NUMBER (999), and the statements for every
+# row count fit in the statement cache.
+_ROWS_PER_INSERT = 64
 _DELETE_EVENTS = "DELETE FROM events WHERE conversation = ?"
 _CONVERSATION_IDS = "SELECT sender_id FROM conversations ORDER BY id"
 
-_STATEMENT_CACHE = 64
+_STATEMENT_CACHE = _ROWS_PER_INSERT + 32
 
 # A WAL this many frames long is checkpointed to the end under the lock, so it cannot grow
 # without bound while writes never pause.
@@ -284,10 +291,34 @@ class SQLiteTrackerStore(TrackerStore):
                 request.finish(error)
             return
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            rows: List[Any] = []
             for request in batch:
-                self._insert(connection, request)
-            connection.execute("COMMIT")
+                conversation = self._conversation_ids.get(request.sender_id)
+                if conversation is None:
+                    break
+                for text in request.texts:
+                    rows.append(conversation)
+                    rows.append(text)
+            else:
+                if len(rows) <= 2 * _ROWS_PER_INSERT:
+                    # Every conversation is known and one INSERT holds the batch: a single
+                    # statement is a transaction of its own, one step instead of three.
+                    if rows:
+                        connection.execute(_insert_statement(len(rows) // 2), rows)
+                    rows = None
+            if rows is not None:
+                connection.execute("BEGIN IMMEDIATE")
+                rows = []
+                for request in batch:
+                    conversation = self._conversation_ids.get(request.sender_id)
+                    if conversation is None:
+                        conversation = _conversation_id(connection, request.sender_id)
+                        self._conversation_ids[request.sender_id] = conversation
+                    for text in request.texts:
+                        rows.append(conversation)
+                        rows.append(text)
+                _insert_events(connection, rows)
+                connection.execute("COMMIT")
         except _FAILURES:
             _rollback(connection)
             self._conversation_ids.clear()
@@ -306,15 +337,6 @@ class SQLiteTrackerStore(TrackerStore):
         for request in batch:
             request.finish(None)
 
-    def _insert(self, connection: sqlite3.Connection, request: "_Append") -> None:
-        conversation = self._conversation_ids.get(request.sender_id)
-        if conversation is None:
-            conversation = _conversation_id(connection, request.sender_id)
-            self._conversation_ids[request.sender_id] = conversation
-        if request.texts:
-            connection.executemany(_ADD_EVENT, [(conversation, text)
-                                                for text in request.texts])
-
     def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
         check_sender_id(sender_id)
         texts = encode_events(sender_id, events)
@@ -322,8 +344,8 @@ class SQLiteTrackerStore(TrackerStore):
             self._conversation_ids.pop(sender_id, None)
             conversation = _conversation_id(connection, sender_id)
             connection.execute(_DELETE_EVENTS, (conversation,))
-            if texts:
-                connection.executemany(_ADD_EVENT, [(conversation, text) for text in texts])
+            _insert_events(connection, [value for text in texts
+                                        for value in (conversation, text)])
 
     def conversation_ids(self) -> List[str]:
         with self._using("list conversations") as connection:
@@ -455,6 +477,19 @@ def _conversation_id(connection: sqlite3.Connection, sender_id: str) -> int:
     if row is not None:
         return row[0]
     return connection.execute(_ADD_CONVERSATION, (sender_id,)).lastrowid
+
+
+def _insert_events(connection: sqlite3.Connection, rows: List[Any]) -> None:
+    """Inserts events, in order; ``rows`` is flat: conversation, data, conversation, data..."""
+    step = 2 * _ROWS_PER_INSERT
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        connection.execute(_insert_statement(len(chunk) // 2), chunk)
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_statement(count: int) -> str:
+    return _ADD_EVENTS + ",".join(["(?,?)"] * count)
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
