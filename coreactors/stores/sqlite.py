@@ -22,8 +22,8 @@ Concurrency, chosen by measuring 16 threads appending 6 events each (on a 2-core
 - Appends are group-committed: callers queue their events; one caller at a time is the writer
   and commits every queued append in one transaction, then wakes each of their callers
   directly. Under load (16 conversations answering at once) one commit serves many turns; a
-  lone append is one short transaction. Conversation row ids are cached, so an append to a
-  known conversation is one ``executemany``.
+  lone append is one short transaction. Conversation row ids are cached, so a batch for known
+  conversations is one multi-row ``INSERT`` (a transaction of its own).
 
 Schema (``PRAGMA user_version`` = 1)::
 
@@ -111,7 +111,8 @@ class SQLiteTrackerStore(TrackerStore):
         self.path = path
         self._timeout = timeout
         self._lock = threading.Lock()
-        # Appends waiting for the writer lock (see append), and known conversation row ids.
+        # Appends waiting for a writer, whether one is writing (see append), and known
+        # conversation row ids.
         self._queue_lock = threading.Lock()
         self._queue: List[_Append] = []
         self._writing = False
@@ -291,33 +292,19 @@ class SQLiteTrackerStore(TrackerStore):
                 request.finish(error)
             return
         try:
-            rows: List[Any] = []
-            for request in batch:
-                conversation = self._conversation_ids.get(request.sender_id)
-                if conversation is None:
-                    break
-                for text in request.texts:
-                    rows.append(conversation)
-                    rows.append(text)
+            rows = self._rows(batch)
+            if rows is not None and len(rows) <= 2 * _ROWS_PER_INSERT:
+                # Every conversation is known and one INSERT holds the batch: a single
+                # statement is a transaction of its own, one step instead of three.
+                if rows:
+                    connection.execute(_insert_statement(len(rows) // 2), rows)
             else:
-                if len(rows) <= 2 * _ROWS_PER_INSERT:
-                    # Every conversation is known and one INSERT holds the batch: a single
-                    # statement is a transaction of its own, one step instead of three.
-                    if rows:
-                        connection.execute(_insert_statement(len(rows) // 2), rows)
-                    rows = None
-            if rows is not None:
                 connection.execute("BEGIN IMMEDIATE")
-                rows = []
                 for request in batch:
-                    conversation = self._conversation_ids.get(request.sender_id)
-                    if conversation is None:
-                        conversation = _conversation_id(connection, request.sender_id)
-                        self._conversation_ids[request.sender_id] = conversation
-                    for text in request.texts:
-                        rows.append(conversation)
-                        rows.append(text)
-                _insert_events(connection, rows)
+                    if request.sender_id not in self._conversation_ids:
+                        self._conversation_ids[request.sender_id] = _conversation_id(
+                            connection, request.sender_id)
+                _insert_events(connection, self._rows(batch))
                 connection.execute("COMMIT")
         except _FAILURES:
             _rollback(connection)
@@ -336,6 +323,19 @@ class SQLiteTrackerStore(TrackerStore):
             raise
         for request in batch:
             request.finish(None)
+
+    def _rows(self, batch: List["_Append"]) -> Optional[List[Any]]:
+        """The batch's events as flat INSERT values (conversation, data, conversation, ...),
+        or None while a conversation of the batch has no known row id."""
+        rows: List[Any] = []
+        for request in batch:
+            conversation = self._conversation_ids.get(request.sender_id)
+            if conversation is None:
+                return None
+            for text in request.texts:
+                rows.append(conversation)
+                rows.append(text)
+        return rows
 
     def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
         check_sender_id(sender_id)
