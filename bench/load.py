@@ -132,6 +132,17 @@ def wait_up(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None
     raise RuntimeError("the server did not come up")
 
 
+def start_server(model: str, endpoints: str, cwd: str, env: dict, *flags: str
+                 ) -> Tuple[int, subprocess.Popen]:
+    """``python -m coreactors.run`` on a free 127.0.0.1 port, quiet; returns (port, process)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coreactors.run", "-d", model, "--endpoints", endpoints,
+         "--listen", "tcp:{}:interface=127.0.0.1".format(port), "--quiet", *flags],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return port, process
+
+
 def proc_status(pid: int) -> Tuple[float, int]:
     rss_kb, threads = 0, 0
     with open("/proc/{}/status".format(pid)) as f:
@@ -177,12 +188,9 @@ def main() -> int:
         endpoints = os.path.join(scratch, "endpoints.yml")
         with open(endpoints, "w") as f:
             f.write("tracker_store:\n  type: {}\n".format(args.store))
-        port, ceiling_port = free_port(), free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "coreactors.run", "-d", model, "--endpoints", endpoints,
-             "--listen", "tcp:{}:interface=127.0.0.1".format(port), "--quiet",
-             "--max_actors", str(args.max_actors)],
-            cwd=scratch, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port, server = start_server(model, endpoints, scratch, env,
+                                    "--max_actors", str(args.max_actors))
+        ceiling_port = free_port()
         ceiling = subprocess.Popen([sys.executable, os.path.join(HERE, "ceiling_server.py"),
                                     str(ceiling_port)], env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)

@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from load import (  # noqa: E402  (bench/ is not a package)
-    MOOD_CONVERSATION, free_port, message_body, stop, wait_up)
+    MOOD_CONVERSATION, message_body, start_server, stop, wait_up)
 
 MARKER_SLOT = "swap_marker"
 DEADLINE_SECONDS = 600  # the whole run; each wait below has its own, shorter bound
@@ -264,13 +264,9 @@ def main() -> int:
             f.write("tracker_store:\n  type: {}\nmodel:\n  url: http://127.0.0.1:{}/model\n"
                     "  wait_time_between_pulls: 0.1\n  timeout: 30\n".format(
                         args.store, model_server.port))
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "coreactors.run", "--enable_api", "-d", model_a,
-             "--endpoints", endpoints, "--listen", "tcp:{}:interface=127.0.0.1".format(port),
-             "--quiet", "--max_actors", str(args.conversations + 100), "--idle_timeout",
-             str(DEADLINE_SECONDS)],
-            cwd=scratch, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port, server = start_server(
+            model_a, endpoints, scratch, env, "--enable_api", "--max_actors",
+            str(args.conversations + 100), "--idle_timeout", str(DEADLINE_SECONDS))
         wait_up(port, server)
         asyncio.run(asyncio.wait_for(run(args, port, model_server, zips), DEADLINE_SECONDS))
     finally:
