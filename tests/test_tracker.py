@@ -1101,3 +1101,99 @@ slots:
     assert switched is not tracker and switched.domain is other
     assert switched.current_slot_values() == {"mood": "happy", "name": "Joe"}
     assert tracker.domain is domain
+
+
+# A conversation that names the slot "name", the actions utter_greet and action_custom and
+# the intents greet and inform (with an entity).
+SWITCH_EVENTS = [listen(), user("greet"), act("utter_greet"), listen(),
+                 user("inform", {"cuisine": "thai"}), SlotSet("name", "Joe"),
+                 act("action_custom"), listen()]
+
+
+def _variant(domain, edit):
+    import yaml
+    data = yaml.safe_load(domain.as_yaml())
+    edit(data)
+    return Domain.from_yaml(yaml.safe_dump(data))
+
+
+def _add_slot(name, **spec):
+    return lambda d: d["slots"].update({name: dict({"type": "rasa_core.slots.TextSlot"}, **spec)})
+
+
+def _drop_slot(name):
+    return lambda d: d["slots"].pop(name)
+
+
+def _add_action(name):
+    return lambda d: d["actions"].append(name)
+
+
+def _drop_action(name):
+    return lambda d: d["actions"].remove(name)
+
+
+def _intent_entities(name, use):
+    def edit(d):
+        d["intents"] = [{name: {"use_entities": use}} if name in item else item
+                        for item in d["intents"]]
+    return edit
+
+
+@pytest.mark.parametrize("edit, replays", [
+    (lambda d: None, False),
+    (lambda d: d["config"].update({"store_entities_as_slots": False}), False),
+    (_add_slot("marker", type="rasa_core.slots.UnfeaturizedSlot"), False),
+    (_add_slot("unset_text"), False),                       # featurizes to 0 while unset
+    (_add_slot("preset", initial_value="x"), True),         # a feature in every state
+    (_add_slot("name2", initial_value=None), False),
+    (_drop_slot("ok"), False),                               # never set: nothing to replay
+    (_drop_slot("name"), True),                              # set by an event
+    (lambda d: d["slots"].update({"name": {"type": "rasa_core.slots.BooleanSlot"}}), True),
+    (lambda d: d["slots"].update({"ok": {"type": "rasa_core.slots.BooleanSlot"}}), False),
+    (_add_action("utter_new"), False),
+    (_drop_action("utter_bye"), False),
+    (_drop_action("utter_greet"), True),                     # its prev_ feature goes
+    (_intent_entities("inform", True), True),                # its entity becomes a feature
+    (_intent_entities("greet", False), True),                # named: replayed to be sure
+    (_intent_entities("bye", True), False),                  # not named
+])
+def test_switch_domain_reads_like_a_full_replay(domain, edit, replays):
+    other = _variant(domain, edit)
+    tracker = DialogueStateTracker.from_events("conv1", list(SWITCH_EVENTS), domain)
+    expected = tracker.with_domain(other)
+    switched = tracker.switch_domain(other)
+    assert (switched is not tracker) == replays
+    assert switched.domain is other
+    assert switched.current_state(EventVerbosity.ALL) == expected.current_state(
+        EventVerbosity.ALL)
+    assert list(switched.current_slot_values()) == list(expected.current_slot_values())
+    assert switched.past_states() == expected.past_states()
+    assert switched.training_examples() == expected.training_examples()
+    # And it goes on as a replayed tracker would.
+    for t in (switched, expected):
+        t.update_many([user("bye"), SlotSet("ok", "yes"), act("utter_bye")])
+    assert switched.past_states() == expected.past_states()
+    assert switched.current_slot_values() == expected.current_slot_values()
+
+
+def test_switch_domain_there_and_back_keeps_slot_values(domain):
+    other = _variant(domain, _add_slot("marker", type="rasa_core.slots.UnfeaturizedSlot"))
+    tracker = DialogueStateTracker.from_events("conv1", list(SWITCH_EVENTS), domain)
+    assert tracker.switch_domain(other) is tracker
+    assert "marker" in tracker.current_slot_values()
+    assert tracker.switch_domain(domain) is tracker
+    assert tracker.current_slot_values() == DialogueStateTracker.from_events(
+        "conv1", list(SWITCH_EVENTS), domain).current_slot_values()
+    # Once an event names the slot the other domain adds, switching there replays.
+    tracker.update(SlotSet("marker", "seen"))
+    moved = tracker.switch_domain(other)
+    assert moved is not tracker and moved.get_slot("marker") == "seen"
+
+
+def test_reading_changes_are_computed_once_per_pair_of_domains(domain):
+    other = _variant(domain, _add_action("utter_new"))
+    first = domain.reading_changes(other)
+    assert first == frozenset({("action", "utter_new")})
+    assert domain.reading_changes(other) is first
+    assert other.reading_changes(domain) == first

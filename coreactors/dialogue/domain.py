@@ -7,9 +7,9 @@ action index (default actions first) and the names of the state features policie
 
 import importlib
 import io
-import json
 import logging
-from typing import Any, Dict, Iterable, List, Optional
+import weakref
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 import yaml
 
@@ -250,17 +250,42 @@ class Domain:
             "forms": list(self.form_names),
         }
 
-    @property
-    def tracker_signature(self) -> str:
-        """Everything of the domain a tracker's reading of events depends on (all but the
-        templates): two domains with the same signature give the same tracker state."""
-        signature = self.__dict__.get("_tracker_signature")
-        if signature is None:
-            described = {k: v for k, v in self.as_dict().items() if k != "templates"}
-            described["restart_intent"] = self.restart_intent
-            signature = json.dumps(described, sort_keys=True, default=repr)
-            self._tracker_signature = signature
-        return signature
+    def reading_changes(self, other: "Domain") -> Optional[FrozenSet[Tuple[str, str]]]:
+        """What a tracker reads differently under ``other`` than under this domain.
+
+        A tracker's reading of its events depends on the domain only through its slots (which
+        exist, their types and initial values), the actions that have a ``prev_`` feature and
+        which intents use entities. The answer names what differs, as ``("slot", name)``,
+        ``("action", name)`` and ``("intent", name)``: a conversation whose events mention none
+        of them reads the same under both domains. None means the difference reaches every
+        conversation: a differing slot whose initial value is a feature of every state.
+        """
+        # One model swap moves every live conversation from one domain to the same other one,
+        # so the last answer is kept (weakly: an old model's domain must be free to go).
+        cached = self.__dict__.get("_reading_changes")
+        if cached is not None and cached[0]() is other:
+            return cached[1]
+        changes = self._compute_reading_changes(other)
+        self._reading_changes = (weakref.ref(other), changes)
+        return changes
+
+    def _compute_reading_changes(self, other: "Domain") -> Optional[FrozenSet[Tuple[str, str]]]:
+        changes = set()
+        mine, theirs = self._slots_by_name, other._slots_by_name
+        for name in mine.keys() | theirs.keys():
+            a, b = mine.get(name), theirs.get(name)
+            if (a is not None and b is not None and type(a) is type(b)
+                    and a.persistence_info() == b.persistence_info()):
+                continue
+            if any(any(s._fresh().as_feature()) for s in (a, b) if s is not None):
+                return None
+            changes.add(("slot", name))
+        changes.update(("action", name) for name in
+                       self._action_index.keys() ^ other._action_index.keys())
+        changes.update(("intent", name) for name in
+                       self.intent_properties.keys() | other.intent_properties.keys()
+                       if self.uses_entities(name) != other.uses_entities(name))
+        return frozenset(changes)
 
     def as_yaml(self) -> str:
         stream = io.StringIO()

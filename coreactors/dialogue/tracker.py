@@ -7,11 +7,11 @@ short one. Reverting events (rewind, undo) rebuilds the state by replaying the a
 
 import enum
 import logging
-from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Type
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Set, Tuple, Type
 
 from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain
 from coreactors.dialogue.events import (
-    ActionExecuted, ActionReverted, BotUttered, Event, Form, Restarted, UserUttered,
+    ActionExecuted, ActionReverted, BotUttered, Event, Form, Restarted, SlotSet, UserUttered,
     UserUtteranceReverted, events_from_dicts)
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,9 @@ class DialogueStateTracker:
         self.domain = domain
         self.events: List[Event] = []
         self.slots = domain.fresh_slots()
+        # The slots, actions and intents any event names, as Domain.reading_changes does:
+        # a new domain that differs in none of them reads this conversation the same way.
+        self._mentions: Set[Tuple[str, str]] = set()
         self._replaying = False
         self._state_cache: Optional[State] = None
         self._reset()
@@ -76,7 +79,18 @@ class DialogueStateTracker:
         if not isinstance(event, Event):
             raise TypeError("Can only log events, got {!r}.".format(event))
         self.events.append(event)
+        self._note_mentions(event)
         self._apply(event)
+
+    def _note_mentions(self, event: Event) -> None:
+        if isinstance(event, ActionExecuted):
+            self._mentions.add(("action", event.action_name))
+        elif isinstance(event, SlotSet):
+            self._mentions.add(("slot", event.key))
+        elif isinstance(event, UserUttered):
+            intent = event.parse_data.get("intent")
+            if isinstance(intent, dict) and intent.get("name"):
+                self._mentions.add(("intent", intent["name"]))
 
     def update_many(self, events: List[Event]) -> None:
         for event in events:
@@ -106,18 +120,26 @@ class DialogueStateTracker:
 
     def switch_domain(self, domain: Domain) -> "DialogueStateTracker":
         """The tracker to go on with under ``domain``: this one, now pointing at ``domain``,
-        when that domain reads events exactly as the current one does (a retrained model with
-        the same slots, intents and actions); else a copy re-read with it (``with_domain``).
+        when that domain reads this conversation's events exactly as the current one does;
+        else a copy re-read with it (``with_domain``).
 
         Replaying every event costs time in proportion to the conversation's length; a model
         swap reaches every live conversation at once, so the replay is skipped when it cannot
-        change anything."""
+        change anything: the domains differ in nothing, or only in slots, actions and intents
+        that no event of this conversation names (a retrained model with a new slot or a new
+        action, say). The slots then become the new domain's, each differing one at its
+        initial value, which is what replaying would give."""
         if domain is self.domain:
             return self
-        if domain.tracker_signature == self.domain.tracker_signature:
-            self.domain = domain
-            return self
-        return self.with_domain(domain)
+        changes = self.domain.reading_changes(domain)
+        if changes is None or not changes.isdisjoint(self._mentions):
+            return self.with_domain(domain)
+        if changes:
+            kept = self.slots
+            self.slots = {name: kept[name] if ("slot", name) not in changes and name in kept
+                          else fresh for name, fresh in domain.fresh_slots().items()}
+        self.domain = domain
+        return self
 
     # ----------------------------------------------------------------- state changes
 
