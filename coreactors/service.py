@@ -16,6 +16,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger, globalLogPublisher, textFileLogObserver
 
 from coreactors.actors.action_client import TreqActionClient
+from coreactors.actors.dispatcher import Dispatcher
 from coreactors.actors.model_watcher import watcher_for
 from coreactors.actors.supervisor import Supervisor
 from coreactors.endpoints import AvailableEndpoints, EndpointConfig, read_yaml_config
@@ -94,15 +95,17 @@ def load_model(options: Dict[str, Any]) -> Optional[Model]:
     return Model.load(core)
 
 
-def make_interpreter(nlu: Optional[str], endpoint: Optional[EndpointConfig], reactor: Any
+def make_interpreter(nlu: Optional[str], endpoint: Optional[EndpointConfig], reactor: Any,
+                     dispatcher: Optional[Dispatcher] = None
                      ) -> Optional[NaturalLanguageInterpreter]:
     """The server's NLU: an NLU server (``nlu:`` in endpoints.yml, ``-u`` naming project/model
     there), else the local model folder of ``-u``, else None (the ``/intent`` shorthand only)."""
     if endpoint is not None:
         from coreactors.actors.nlu_client import TreqNLUClient
         project, model_name = project_and_model(nlu)
-        return HttpInterpreter(TreqNLUClient(endpoint, reactor), project, model_name,
-                               endpoint.token)
+        client = TreqNLUClient(endpoint, reactor) if dispatcher is None \
+            else TreqNLUClient(endpoint, reactor, dispatcher.blocking)
+        return HttpInterpreter(client, project, model_name, endpoint.token)
     if nlu:
         from coreactors.nlu.model import NLUModel
         try:
@@ -128,12 +131,16 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
     # for the model server's; with -d, it serves that one until the model server has another.
     model = None if endpoints.model is not None and not options.get("core") \
         else load_model(options)
-    action_client = TreqActionClient(endpoints.action, reactor) if endpoints.action else None
+    # The threads conversation actors run on; calls to other servers tell it when they wait.
+    dispatcher = Dispatcher()
+    action_client = TreqActionClient(endpoints.action, reactor, dispatcher.blocking) \
+        if endpoints.action else None
     supervisor = Supervisor(store, model, action_client, reactor,
                             max_actors=int(options.get("max_actors") or 2000),
                             idle_timeout=float(options.get("idle_timeout") or 300),
                             interpreter=make_interpreter(options.get("nlu"), endpoints.nlu,
-                                                         reactor))
+                                                         reactor, dispatcher),
+                            dispatcher=dispatcher)
     watcher = watcher_for(endpoints, supervisor, reactor)  # a bad model block fails here
 
     from coreactors.http.app import CoreApp

@@ -177,6 +177,26 @@ def test_slow_action_server_times_out_and_the_turn_answers(server):
     assert time.time() - started < 2.9
 
 
+def test_a_conversation_waiting_for_the_action_server_holds_up_no_other(server):
+    # Conversation actors share a few worker threads: one waiting for the action server (up
+    # to its 1 s timeout here) must not keep the others from being served meanwhile.
+    slow = {}
+
+    def slow_turn():
+        slow["messages"] = turn(server, "act-wait", "/slow")
+        slow["answered"] = time.monotonic()
+    waiting = threading.Thread(target=slow_turn)
+    waiting.start()
+    time.sleep(0.3)
+    answered = []
+    for i in range(5):
+        turn(server, "act-other-{}".format(i), "/greet")
+        answered.append(time.monotonic())
+    waiting.join(10)
+    assert [m["text"] for m in slow["messages"]] == ["done"]
+    assert answered[-1] < slow["answered"]
+
+
 def test_rejection_is_logged(server):
     turn(server, "act-4", "/reject")
     assert ("action_execution_rejected", "action_reject") in actions_of(server, "act-4")

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from coreactors.stores.base import StoreError, TrackerStore
+from coreactors.stores.base import StoreError, TrackerStore, WriteChain
 from coreactors.stores.config import store_from_endpoint
 from coreactors.stores.memory import InMemoryTrackerStore
 from coreactors.stores.sqlite import SQLiteTrackerStore
@@ -472,45 +472,177 @@ def test_sqlite_a_failing_append_leaves_earlier_events_intact(sqlite_store, db_p
     assert sqlite_store.load("ada") == turn(1) + turn(5)
 
 
+class Outcomes:
+    """Collects the ``done`` calls of append_then/then, in the order they came."""
+
+    def __init__(self):
+        self.calls = []
+        self.lock = threading.Lock()
+
+    def __call__(self, name):
+        def done(error):
+            with self.lock:
+                self.calls.append((name, error))
+        return done
+
+    def wait(self, count, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.calls) >= count:
+                    return dict(self.calls)
+            time.sleep(0.001)
+        raise AssertionError("only {} of {} callbacks came".format(len(self.calls), count))
+
+    @property
+    def order(self):
+        return [name for name, _ in self.calls]
+
+
+def hold_the_writer(store):
+    """Stops the writer thread inside a callback until the returned Event is set, so writes
+    queued meanwhile wait (and then go into one batch)."""
+    held, release = threading.Event(), threading.Event()
+
+    def block(error):
+        held.set()
+        release.wait(10)
+    store.then("holder", block, WriteChain())
+    assert held.wait(10)
+    return release
+
+
 def test_sqlite_group_commit_fails_only_the_bad_append_of_a_batch(sqlite_store, db_path):
     for name in ("ada", "bob", "cy", "dee"):
         sqlite_store.append(name, turn(0))
     add_failing_trigger(db_path)
-    outcomes = {}
-
-    def append(name, events):
-        try:
-            sqlite_store.append(name, events)
-            outcomes[name] = "stored"
-        except StoreError as error:
-            outcomes[name] = error
-
-    # While the writer lock is held, the first append becomes the writer and waits for it;
-    # the three after it queue up and are then committed together, by the writer's successor.
-    with sqlite_store._lock:
-        first = threading.Thread(target=append, args=("ada", turn(1)))
-        first.start()
-        deadline = time.monotonic() + 10
-        while (not sqlite_store._writing or sqlite_store._queue) and \
-                time.monotonic() < deadline:
-            time.sleep(0.001)
-        queued = [threading.Thread(target=append, args=(name, events)) for name, events in (
-            ("bob", turn(1)), ("cy", turn(1) + [{"event": "bot", "text": "boom"}]),
-            ("dee", turn(1)))]
-        for thread in queued:
-            thread.start()
-        while len(sqlite_store._queue) < 3 and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert len(sqlite_store._queue) == 3
-    for thread in [first] + queued:
-        thread.join(timeout=10)
-    assert set(outcomes) == {"ada", "bob", "cy", "dee"}
-    assert isinstance(outcomes["cy"], StoreError) and "disk on fire" in str(outcomes["cy"])
-    assert [outcomes[name] for name in ("ada", "bob", "dee")] == ["stored"] * 3
+    outcomes = Outcomes()
+    release = hold_the_writer(sqlite_store)
+    for name, events in (("ada", turn(1)), ("bob", turn(1)),
+                         ("cy", turn(1) + [{"event": "bot", "text": "boom"}]), ("dee", turn(1))):
+        sqlite_store.append_then(name, events, outcomes(name))
+    assert outcomes.calls == []  # nothing is written while the writer is held
+    release.set()
+    results = outcomes.wait(4)
+    assert outcomes.order == ["ada", "bob", "cy", "dee"]
+    assert isinstance(results["cy"], StoreError) and "disk on fire" in str(results["cy"])
+    assert [results[name] for name in ("ada", "bob", "dee")] == [None] * 3
     for name in ("ada", "bob", "dee"):
         assert sqlite_store.load(name) == turn(0) + turn(1)
     assert sqlite_store.load("cy") == turn(0)
-    assert not sqlite_store._writing and not sqlite_store._queue
+
+
+def test_append_then_calls_back_once_stored(store):
+    outcomes = Outcomes()
+    chain = WriteChain()
+    store.append_then("ada", turn(1), outcomes("first"), chain)
+    store.append_then("ada", turn(2), outcomes("second"), chain)
+    store.then("ada", outcomes("then"), chain)
+    assert outcomes.wait(3) == {"first": None, "second": None, "then": None}
+    assert outcomes.order == ["first", "second", "then"]
+    assert not chain.pending() and not chain.failed
+    assert store.load("ada") == turn(1) + turn(2)
+
+
+def test_a_failed_append_fails_the_later_writes_of_its_chain_only(store):
+    outcomes = Outcomes()
+    ada, bob = WriteChain(), WriteChain()
+    store.append_then("ada", turn(1), outcomes("ada 1"), ada)
+    store.append_then("ada", turn(2) + [{"event": "bot", "data": object()}], outcomes("ada 2"),
+                      ada)
+    store.append_then("bob", turn(1), outcomes("bob 1"), bob)
+    store.append_then("ada", turn(3), outcomes("ada 3"), ada)
+    store.then("ada", outcomes("ada then"), ada)
+    results = outcomes.wait(5)
+    assert results["ada 1"] is None and results["bob 1"] is None
+    assert "event 4 of conversation 'ada'" in str(results["ada 2"])
+    for later in ("ada 3", "ada then"):
+        assert isinstance(results[later], StoreError)
+        assert "an earlier write of conversation 'ada' failed" in str(results[later])
+    assert ada.failed and not ada.pending() and not bob.failed
+    assert store.load("ada") == turn(1) and store.load("bob") == turn(1)
+    # A new chain (the actor reads the conversation again) writes as usual.
+    fresh = WriteChain()
+    store.append_then("ada", turn(4), outcomes("ada 4"), fresh)
+    assert outcomes.wait(6)["ada 4"] is None
+    assert store.load("ada") == turn(1) + turn(4)
+
+
+def test_sqlite_a_failure_in_the_database_fails_the_rest_of_the_chain(sqlite_store, db_path):
+    sqlite_store.append("ada", turn(0))
+    add_failing_trigger(db_path)
+    outcomes = Outcomes()
+    chain = WriteChain()
+    release = hold_the_writer(sqlite_store)
+    sqlite_store.append_then("ada", turn(1), outcomes("1"), chain)
+    sqlite_store.append_then("ada", [{"event": "bot", "text": "boom"}], outcomes("boom"), chain)
+    sqlite_store.append_then("ada", turn(2), outcomes("2"), chain)
+    sqlite_store.append_then("bob", turn(2), outcomes("bob"))
+    release.set()
+    results = outcomes.wait(4)
+    assert results["1"] is None and results["bob"] is None
+    assert "disk on fire" in str(results["boom"])
+    assert "an earlier write" in str(results["2"])
+    assert sqlite_store.load("ada") == turn(0) + turn(1)
+    assert sqlite_store.load("bob") == turn(2)
+
+
+def test_sqlite_then_waits_for_the_writes_before_it(sqlite_store):
+    outcomes = Outcomes()
+    chain = WriteChain()
+    release = hold_the_writer(sqlite_store)
+    sqlite_store.append_then("ada", turn(1), outcomes("append"), chain)
+    sqlite_store.then("ada", outcomes("then"), chain)
+    time.sleep(0.05)
+    assert outcomes.calls == [] and chain.pending()
+    release.set()
+    assert outcomes.wait(2) == {"append": None, "then": None}
+    assert outcomes.order == ["append", "then"] and not chain.pending()
+
+
+def test_sqlite_load_waits_for_the_conversations_queued_writes(sqlite_store):
+    sqlite_store.append("ada", turn(1))
+    release = hold_the_writer(sqlite_store)
+    sqlite_store.append_then("ada", turn(2), lambda error: None)
+    loaded = []
+    reader = threading.Thread(target=lambda: loaded.append(sqlite_store.load("ada")))
+    reader.start()
+    assert sqlite_store.load("bob") is None  # other conversations do not wait
+    time.sleep(0.05)
+    assert loaded == []
+    release.set()
+    reader.join(10)
+    assert loaded == [turn(1) + turn(2)]
+
+
+def test_sqlite_replace_comes_after_the_writes_queued_before_it(sqlite_store):
+    sqlite_store.append("ada", turn(1))
+    release = hold_the_writer(sqlite_store)
+    sqlite_store.append_then("ada", turn(2), lambda error: None)
+    replacer = threading.Thread(target=sqlite_store.replace, args=("ada", turn(5)))
+    replacer.start()
+    time.sleep(0.05)
+    release.set()
+    replacer.join(10)
+    assert sqlite_store.load("ada") == turn(5)
+
+
+def test_sqlite_close_does_the_queued_writes_first(db_path):
+    store = SQLiteTrackerStore(db_path)
+    outcomes = Outcomes()
+    release = hold_the_writer(store)
+    for number in range(5):
+        store.append_then("ada", turn(number), outcomes(number))
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    time.sleep(0.05)
+    release.set()
+    closer.join(10)
+    assert outcomes.wait(5) == {number: None for number in range(5)}
+    store.append_then("ada", turn(9), outcomes("late"))
+    assert "closed" in str(outcomes.wait(6)["late"])
+    with SQLiteTrackerStore(db_path) as again:
+        assert again.load("ada") == [e for n in range(5) for e in turn(n)]
 
 
 def test_sqlite_a_failing_replace_leaves_the_conversation_intact(sqlite_store, db_path):

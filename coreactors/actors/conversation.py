@@ -2,27 +2,30 @@
 
 Every request about a conversation is a message to its actor, so requests of one conversation
 run serially in arrival order with no lock, and different conversations run side by side. A
-turn's new events reach the store before the reply leaves, so an answered message is never lost.
-A new model arrives as a message too, so it is picked up between two requests, never during one.
+turn's new events are handed to the store and the actor goes on with its next message; the
+answer leaves only once the store has them, so an answered message is never lost. An answer
+that reads the conversation also waits for the writes before it, so no answer shows events that
+may yet fail to be stored; if one does fail, its answer and every later one built on it is a
+503, and the actor reads the conversation again from the store. A new model arrives as a
+message too, so it is picked up between two requests, never during one.
 """
 
 import collections
 import logging
-import queue
 import threading
 from typing import Any, Callable, Dict, List, Optional
 
-import pykka
 from twisted.python.failure import Failure
 
 from coreactors.actions.remote import ActionServerClient
+from coreactors.actors.dispatcher import Dispatcher, PooledActor
 from coreactors.actors.interface import ConversationError, StoreUnavailable
 from coreactors.dialogue.domain import UnknownAction
 from coreactors.dialogue.events import ActionExecuted, InvalidEvent, events_from_dicts
 from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
 from coreactors.model import Model
 from coreactors.processor import MessageProcessor, UserMessage
-from coreactors.stores.base import StoreError, TrackerStore
+from coreactors.stores.base import StoreError, TrackerStore, WriteChain
 
 logger = logging.getLogger(__name__)
 
@@ -83,24 +86,14 @@ class Reply:
         self.call_from_thread(self.deferred.errback, Failure(error))
 
 
-class ConversationActor(pykka.ThreadingActor):
+class ConversationActor(PooledActor):
     """The actor of one sender id. Messages are ``(command, args, reply)`` tuples."""
 
-    use_daemon_thread = True
-
-    @staticmethod
-    def _create_actor_inbox() -> "queue.SimpleQueue":
-        # pykka's hook for the inbox type. queue.Queue wakes a waiting actor through a Python
-        # Condition (a mutex plus a lock per waiter, which the sender and the woken actor then
-        # contend for); SimpleQueue is one C lock: one wake-up per message and less memory
-        # for each of thousands of idle actors.
-        return queue.SimpleQueue()
-
-    def __init__(self, sender_id: str, model: Model, store: TrackerStore,
-                 action_client: Optional[ActionServerClient] = None,
+    def __init__(self, dispatcher: Dispatcher, sender_id: str, model: Model,
+                 store: TrackerStore, action_client: Optional[ActionServerClient] = None,
                  listener_bridge: Optional[Callable[[Callable, Dict[str, Any]], None]] = None
                  ) -> None:
-        super().__init__()
+        super().__init__(dispatcher)
         self.sender_id = sender_id
         self.store = store
         self.action_client = action_client
@@ -108,6 +101,9 @@ class ConversationActor(pykka.ThreadingActor):
         self.model = model
         self.processor = MessageProcessor(model, action_client)
         self.tracker: Optional[DialogueStateTracker] = None
+        # The tracker's events up to here are handed to the store (in self._chain's writes).
+        self._handed_over = 0
+        self._chain = WriteChain()
 
     # ----------------------------------------------------------------- plumbing
 
@@ -116,15 +112,37 @@ class ConversationActor(pykka.ThreadingActor):
         if command == "model":
             self._take_model(args)
             return
+        if self._chain.failed:
+            # A turn's events could not be stored (its answer said so): go on from what the
+            # store has.
+            self.tracker = None
+            self._chain = WriteChain()
         try:
             handler = getattr(self, "_do_" + command)
-            reply.succeed(handler(*args))
+            value = handler(*args)
         except ConversationError as e:
             reply.fail(e)
+            return
         except Exception as e:  # an unexpected fault fails this request, not the actor
             logger.exception("Conversation '%s' failed on '%s'.", self.sender_id, command)
             self.tracker = None  # read it again from the store on the next request
             reply.fail(e)
+            return
+        self._answer_when_stored(reply, value)
+
+    def _answer_when_stored(self, reply: Reply, value: Any) -> None:
+        """Hands the new events to the store; the answer goes once they and the writes before
+        them are stored (at once when nothing is waiting to be written)."""
+        tracker = self.tracker
+        new = tracker.events[self._handed_over:] if tracker is not None else []
+        if new:
+            self._handed_over = len(tracker.events)  # type: ignore[union-attr]
+            self.store.append_then(self.sender_id, [e.as_dict() for e in new],
+                                   _Answer(reply, value), self._chain)
+        elif self._chain.pending():
+            self.store.then(self.sender_id, _Answer(reply, value), self._chain)
+        else:
+            reply.succeed(value)
 
     def on_stop(self) -> None:
         # Requests still queued behind a stop would otherwise never be answered.
@@ -153,10 +171,11 @@ class ConversationActor(pykka.ThreadingActor):
             stored = self.store.load(self.sender_id)
         except StoreError as e:
             raise StoreUnavailable("The tracker store failed: {}".format(e))
+        self._handed_over = len(stored or ())
         if stored is None:
+            # A new conversation: stored with the answer to this request, like a turn.
             tracker = DialogueStateTracker(self.sender_id, self.model.domain)
             tracker.update(ActionExecuted("action_listen"))
-            self._persist(tracker, 0)
         else:
             try:
                 tracker = DialogueStateTracker.from_dicts(self.sender_id, stored,
@@ -167,31 +186,20 @@ class ConversationActor(pykka.ThreadingActor):
         self.tracker = tracker
         return tracker
 
-    def _persist(self, tracker: DialogueStateTracker, known: int) -> None:
-        """Appends the events after the first ``known`` to the store, or undoes them."""
-        new = tracker.events[known:]
-        try:
-            self.store.append(self.sender_id, [e.as_dict() for e in new])
-        except StoreError as e:
-            self._roll_back(tracker, known)
-            raise StoreUnavailable("The tracker store failed: {}".format(e))
-
     def _roll_back(self, tracker: DialogueStateTracker, known: int) -> None:
         self.tracker = DialogueStateTracker.from_events(self.sender_id, tracker.events[:known],
                                                         self.model.domain)
 
     def _mutating(self, work: Callable[[DialogueStateTracker], Any]) -> Any:
-        """Runs ``work`` on the tracker and stores what it added; a failure adds nothing."""
+        """Runs ``work`` on the tracker; a failure adds nothing (what it added is stored with
+        the answer, see on_receive)."""
         tracker = self._load()
         known = len(tracker.events)
         try:
-            result = work(tracker)
+            return work(tracker)
         except BaseException:
             self._roll_back(tracker, known)
             raise
-        if len(tracker.events) > known:
-            self._persist(tracker, known)
-        return result
 
     def _listener(self, listener: Optional[Callable]) -> Optional[Callable]:
         if listener is None or self.listener_bridge is None:
@@ -243,10 +251,14 @@ class ConversationActor(pykka.ThreadingActor):
         except InvalidEvent as e:
             raise ConversationError(str(e), 400, "InvalidEvent")
         try:
+            # Done after this conversation's queued writes, which it then replaces.
             self.store.replace(self.sender_id, [e.as_dict() for e in tracker.events])
         except StoreError as e:
             raise StoreUnavailable("The tracker store failed: {}".format(e))
         self.tracker = tracker
+        self._handed_over = len(tracker.events)
+        # What this conversation wrote before is replaced, whether or not it was stored.
+        self._chain = WriteChain()
         return tracker.current_state(verbosity)
 
     def _do_predict(self) -> Dict[str, Any]:
@@ -262,3 +274,19 @@ class ConversationActor(pykka.ThreadingActor):
         result = self._mutating(lambda t: self.processor.execute_action(
             t, action, policy, confidence))
         return {"tracker": self._load().current_state(verbosity), "messages": result.messages}
+
+
+class _Answer:
+    """A write's ``done``: answers the request once its events are stored, or with a 503."""
+
+    __slots__ = ("reply", "value")
+
+    def __init__(self, reply: Reply, value: Any) -> None:
+        self.reply = reply
+        self.value = value
+
+    def __call__(self, error: Optional[StoreError]) -> None:
+        if error is None:
+            self.reply.succeed(self.value)
+        else:
+            self.reply.fail(StoreUnavailable("The tracker store failed: {}".format(error)))

@@ -1,10 +1,12 @@
 """The NLU server client: one ``GET /parse`` with treq, called from an actor's thread.
 
 The caller's thread hands the call to the reactor (``blockingCallFromThread``) and waits for it;
-only that conversation waits, and only up to the endpoint's timeout.
+only that conversation waits, and only up to the endpoint's timeout (its dispatcher serves
+the other conversations on another thread meanwhile).
 """
 
-from typing import Any, Dict, Tuple
+import contextlib
+from typing import Any, Callable, ContextManager, Dict, Tuple
 
 import treq
 from twisted.internet import threads
@@ -19,16 +21,20 @@ DEFAULT_TIMEOUT = 10.0
 class TreqNLUClient:
     """Calls ``<nlu url>/parse``; usable as an ``NLUServerClient``."""
 
-    def __init__(self, endpoint: EndpointConfig, reactor: Any) -> None:
+    def __init__(self, endpoint: EndpointConfig, reactor: Any,
+                 blocking: Callable[[], ContextManager[Any]] = contextlib.nullcontext) -> None:
         if not endpoint.url:
             raise ValueError("'nlu' needs a 'url'.")
         self.url = endpoint.url.rstrip("/") + "/parse"
         self.endpoint = endpoint
         self.reactor = reactor
+        # Tells the actors' dispatcher that this thread waits (others serve the rest).
+        self.blocking = blocking
         self.timeout = float(endpoint.kwargs.get("timeout", DEFAULT_TIMEOUT))
 
     def __call__(self, params: Dict[str, str]) -> Tuple[int, Any]:
-        return threads.blockingCallFromThread(self.reactor, self._get, params)
+        with self.blocking():
+            return threads.blockingCallFromThread(self.reactor, self._get, params)
 
     @inlineCallbacks
     def _get(self, params: Dict[str, str]):

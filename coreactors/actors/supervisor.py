@@ -21,6 +21,7 @@ from zope.interface import implementer
 
 from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.conversation import ConversationActor, Reply, ReplyBridge
+from coreactors.actors.dispatcher import Dispatcher
 from coreactors.actors.interface import (
     ConversationError, IConversations, IModelArchives, MessageListener, NoModelLoaded,
     StoreUnavailable)
@@ -58,7 +59,7 @@ class Supervisor:
     def __init__(self, store: TrackerStore, model: Optional[Model] = None,
                  action_client: Optional[ActionServerClient] = None, reactor: Any = None,
                  max_actors: int = 2000, idle_timeout: float = 300.0,
-                 interpreter: Any = None) -> None:
+                 interpreter: Any = None, dispatcher: Optional[Dispatcher] = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
             reactor = global_reactor
@@ -80,10 +81,13 @@ class Supervisor:
         self._handover: Any = None  # the next batch of a model hand-over (set_model)
         self.stopping = False
         self.replies = ReplyBridge(reactor.callFromThread)
+        # The threads the conversation actors run on (see dispatcher.py).
+        self.dispatcher = dispatcher if dispatcher is not None else Dispatcher()
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
+        self.dispatcher.start()
         self._reaper = LoopingCall(self.passivate_idle)
         self._reaper.clock = self.reactor
         interval = max(0.5, min(self.idle_timeout / 4.0, 30.0))
@@ -108,6 +112,7 @@ class Supervisor:
                     ref.stop(block=True, timeout=5)
                 except Exception:  # a stuck actor must not hold up the shutdown
                     logger.warning("An actor did not stop in time.")
+            self.dispatcher.stop()
             self.archives.remove_all()  # models live in memory; their unpacked zips can go
         return self._in_thread(stop_all)
 
@@ -180,8 +185,8 @@ class Supervisor:
     # ----------------------------------------------------------------- actors
 
     def _start_actor(self, sender_id: str) -> _Entry:
-        ref = ConversationActor.start(sender_id, self._model(), self.store, self.action_client,
-                                      self._bridge_listener)
+        ref = ConversationActor.start(self.dispatcher, sender_id, self._model(), self.store,
+                                      self.action_client, self._bridge_listener)
         entry = _Entry(ref, self._model())
         self.actors[sender_id] = entry
         if len(self.actors) > self.max_actors:

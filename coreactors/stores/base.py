@@ -5,17 +5,63 @@ gives), keyed by sender id. Conversation actors call it from their own threads: 
 is only ever written by one thread at a time, but different conversations are written in
 parallel, so every store must be thread-safe across conversations.
 
+A conversation actor does not wait for its turn's events to be written: it hands them over
+with ``append_then`` and goes on with its next message, and the store calls back once they are
+stored; only then is the turn answered. The appends of one actor form a ``WriteChain``: each
+builds on the ones before, so once one fails the later ones are refused too.
+
 Every failure of the underlying storage (disk full, database locked too long, corrupt file,
 store already closed, an event that cannot be encoded) surfaces as ``StoreError``, never as
 another exception type, so the HTTP layer has exactly one thing to turn into a 503.
 """
 
 import json
-from typing import Any, Dict, List, Optional
+import logging
+from typing import Any, Callable, Dict, List, Optional
+
+logger = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
     """The store failed (disk full, locked too long, corrupt); the server answers 503."""
+
+
+# Called once a write is done: with None when it is stored, else with the StoreError.
+Done = Callable[[Optional[StoreError]], None]
+
+
+class WriteChain:
+    """The writes of one conversation actor, in the order it made them.
+
+    Each write builds on the ones before it (a turn's events follow the previous turn's), so
+    once one fails, the later ones of the chain are not written and fail too; the actor then
+    starts a new chain from what the store holds. ``issued`` is counted by the actor's side,
+    ``confirmed`` by the store as each write is done (each by one thread only).
+    """
+
+    __slots__ = ("issued", "confirmed", "failed")
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.confirmed = 0
+        self.failed = False
+
+    def pending(self) -> bool:
+        """Whether a write of the chain is not done yet."""
+        return self.confirmed < self.issued
+
+
+def call_done(done: Done, error: Optional[StoreError]) -> None:
+    """Calls a write's ``done``; its failure is logged, never passed to the store's thread."""
+    try:
+        done(error)
+    except Exception:
+        logger.exception("A tracker store callback failed.")
+
+
+def chain_failure(sender_id: str) -> StoreError:
+    return StoreError("an earlier write of conversation {!r} failed, so this one was not "
+                      "made".format(sender_id))
 
 
 class TrackerStore:
@@ -36,6 +82,39 @@ class TrackerStore:
     def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
         """Replaces the whole conversation with these events, creating it if new."""
         raise NotImplementedError
+
+    def append_then(self, sender_id: str, events: List[Dict[str, Any]], done: Done,
+                    chain: Optional[WriteChain] = None) -> None:
+        """Appends like ``append``, then calls ``done(None)``, or ``done(error)`` if it failed.
+
+        This store writes at once, on the calling thread; a store that writes in the
+        background returns at once and calls ``done`` from its own thread after the commit.
+        Either way writes are done, and ``done`` called, in the order of the calls. With a
+        ``chain``, an append after a failed one of the same chain fails without a write.
+        """
+        if chain is not None:
+            chain.issued += 1
+        error: Optional[StoreError] = None
+        if chain is not None and chain.failed:
+            error = chain_failure(sender_id)
+        else:
+            try:
+                self.append(sender_id, events)
+            except StoreError as e:
+                error = e
+        if chain is not None:
+            if error is not None:
+                chain.failed = True
+            chain.confirmed += 1
+        call_done(done, error)
+
+    def then(self, sender_id: str, done: Done, chain: WriteChain) -> None:
+        """Calls ``done`` once every write of ``chain`` made so far is done: with None when
+        all of them are stored, else with an error (an answer built on them must not go out).
+        """
+        chain.issued += 1
+        chain.confirmed += 1
+        call_done(done, chain_failure(sender_id) if chain.failed else None)
 
     def conversation_ids(self) -> List[str]:
         """Returns the sender ids of all known conversations, in first-seen order."""

@@ -19,11 +19,14 @@ Concurrency, chosen by measuring 16 threads appending 6 events each (on a 2-core
   instead of ~0.2 ms. A passive checkpoint does not block writers; once the WAL is long, a
   short catch-up under the lock copies what was written meanwhile, so the WAL can start over
   and stays small.
-- Appends are group-committed: callers queue their events; one caller at a time is the writer
-  and commits every queued append in one transaction, then wakes each of their callers
-  directly. Under load (16 conversations answering at once) one commit serves many turns; a
-  lone append is one short transaction. Conversation row ids are cached, so a batch for known
-  conversations is one multi-row ``INSERT`` (a transaction of its own).
+- Writes are made by one writer thread, in the order they were asked for. A conversation
+  actor hands its turn's events over (``append_then``) and goes on with its next message; the
+  writer commits everything queued meanwhile in one transaction (group commit), then calls
+  each caller back, and only then is the turn answered. Under load one commit serves many
+  turns and no actor waits for the disk; a lone append is one short transaction.
+  Conversation row ids are cached, so a batch for known conversations is one multi-row
+  ``INSERT`` (a transaction of its own). ``append`` and ``replace`` queue the same way and
+  wait for their turn; ``load`` first waits for the conversation's queued writes.
 
 Schema (``PRAGMA user_version`` = 1)::
 
@@ -42,6 +45,7 @@ import functools
 import json
 import logging
 import os
+import queue
 import sqlite3
 import sys
 import threading
@@ -49,7 +53,9 @@ import weakref
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional
 
-from coreactors.stores.base import StoreError, TrackerStore, check_sender_id, encode_events
+from coreactors.stores.base import (
+    Done, StoreError, TrackerStore, WriteChain, call_done, chain_failure, check_sender_id,
+    encode_events)
 
 logger = logging.getLogger(__name__)
 
@@ -111,13 +117,22 @@ class SQLiteTrackerStore(TrackerStore):
         self.path = path
         self._timeout = timeout
         self._lock = threading.Lock()
-        # Appends waiting for a writer, whether one is writing (see append), and known
-        # conversation row ids.
-        self._queue_lock = threading.Lock()
-        self._queue: List[_Append] = []
-        self._writing = False
+        # Known conversation row ids (used by the writer thread only).
         self._conversation_ids: Dict[str, int] = {}
         self._connection: Optional[sqlite3.Connection] = self._open(path, timeout)
+        # Writes waiting for the writer thread, and how many each conversation has queued (so
+        # load can wait for them).
+        self._requests: "queue.SimpleQueue[Optional[_Write]]" = queue.SimpleQueue()
+        self._queued_lock = threading.Lock()
+        self._queued_changed = threading.Condition(self._queued_lock)
+        self._queued: Dict[str, int] = {}
+        self._closing = False
+        # It holds the store weakly, so an unclosed store can still be freed (and stop it).
+        self._writer = threading.Thread(target=_write_loop,
+                                        args=(self._requests, weakref.ref(self)),
+                                        daemon=True, name="tracker-store-writer")
+        self._writer.start()
+        weakref.finalize(self, self._requests.put, None)
         self._checkpointer: Optional[_Checkpointer] = None
         if checkpoint_interval is not None and path != ":memory:":
             self._connection.execute("PRAGMA wal_autocheckpoint = 0")
@@ -229,6 +244,11 @@ class SQLiteTrackerStore(TrackerStore):
 
     def load(self, sender_id: str) -> Optional[List[Dict[str, Any]]]:
         check_sender_id(sender_id)
+        with self._queued_lock:
+            # Normally none: an actor's writes are done before another actor loads its
+            # conversation. After a crash, the new actor must see the old one's last turns.
+            while self._queued.get(sender_id) and not self._closing:
+                self._queued_changed.wait(1.0)
         with self._using("load", sender_id) as connection:
             rows = connection.execute(_LOAD, (sender_id,)).fetchall()
         if not rows:
@@ -240,56 +260,111 @@ class SQLiteTrackerStore(TrackerStore):
                                 "an event is not JSON ({})".format(error)) from error
 
     def append(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
-        """Appends in one commit, shared with whatever other appends are waiting (group commit).
+        """Appends and returns once committed (sharing the commit with whatever is queued)."""
+        self._wait_for(self._queue_write(_Write(sender_id, "append", events, None, None)))
 
-        Each caller queues its events. If nobody is writing, it becomes the writer: it takes
-        every queued append, commits them in one transaction, wakes their callers, and hands
-        the writing over to the first append queued meanwhile. Otherwise it sleeps until a
-        writer has committed its append or handed it the writing. Each caller returns only
-        after its own commit, and is woken exactly once: waking the waiters one after another
-        through a shared lock made them queue for it in turn.
-        """
-        check_sender_id(sender_id)
-        request = _Append(sender_id, encode_events(sender_id, events))
-        with self._queue_lock:
-            self._queue.append(request)
-            leading = not self._writing
-            self._writing = True
-        if not leading:
-            request.wait()
-        if not request.done:
-            self._lead(request)
-        if request.error is not None:
-            raise request.error
+    def append_then(self, sender_id: str, events: List[Dict[str, Any]], done: Done,
+                    chain: Optional[WriteChain] = None) -> None:
+        """Queues the append for the writer thread and returns; ``done`` is called from that
+        thread once it is committed (or has failed)."""
+        if chain is not None:
+            chain.issued += 1
+        self._queue_write(_Write(sender_id, "append", events, done, chain))
 
-    def _lead(self, own: "_Append") -> None:
-        """Writes every queued append (``own`` among them), then hands the writing over."""
-        with self._queue_lock:
-            batch, self._queue = self._queue, []
-        try:
+    def then(self, sender_id: str, done: Done, chain: WriteChain) -> None:
+        chain.issued += 1
+        self._queue_write(_Write(sender_id, "then", None, done, chain))
+
+    def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+        """Replaces the conversation once the writes queued before are done; waits for it."""
+        self._wait_for(self._queue_write(_Write(sender_id, "replace", events, None, None)))
+
+    def _queue_write(self, write: "_Write") -> "_Write":
+        if write.kind != "then":
+            try:
+                check_sender_id(write.sender_id)
+                # Encoded here, on the caller's thread: a bad event is refused in its turn,
+                # without a write, and the writer thread only writes.
+                write.texts = encode_events(write.sender_id, write.events)
+            except StoreError as error:
+                write.error = error
+            write.events = None
+        with self._queued_lock:
+            if self._closing:
+                write.error = self._failure("write to", write.sender_id, "the store is closed")
+                write.resolve()
+                return write
+            self._queued[write.sender_id] = self._queued.get(write.sender_id, 0) + 1
+        self._requests.put(write)
+        return write
+
+    @staticmethod
+    def _wait_for(write: "_Write") -> None:
+        write.wait()
+        if write.error is not None:
+            raise write.error
+
+    def _process(self, batch: List["_Write"]) -> None:
+        """Does the writes of a batch in order: runs of appends in one transaction each."""
+        run: List[_Write] = []
+        for write in batch:
+            if write.kind == "append":
+                run.append(write)
+                continue
+            self._commit_appends(run)
+            run = []
+            if write.kind == "replace":
+                self._replace(write)
+            elif write.chain is not None and write.chain.failed:
+                write.error = chain_failure(write.sender_id)
+        self._commit_appends(run)
+
+    def _finish(self, batch: List["_Write"]) -> None:
+        """The batch is done: its conversations' queued counts go down, its callers are told."""
+        with self._queued_lock:
+            for write in batch:
+                left = self._queued[write.sender_id] - 1
+                if left:
+                    self._queued[write.sender_id] = left
+                else:
+                    del self._queued[write.sender_id]
+            self._queued_changed.notify_all()
+        for write in batch:
+            write.resolve()
+
+    def _commit_appends(self, run: List["_Write"]) -> None:
+        live = []
+        for write in run:
+            if write.error is None and write.chain is not None and write.chain.failed:
+                write.error = chain_failure(write.sender_id)
+            if write.error is not None:
+                write.fail(write.error)
+            else:
+                live.append(write)
+        if live:
             with self._lock:
-                self._write_batch(batch)
-        finally:
-            for request in batch:
-                if not request.done:  # only if the write itself raised (not a store error)
-                    request.finish(self._failure("append to", request.sender_id,
-                                                 "the write was interrupted"))
-                if request is not own:
-                    request.wake()
-            with self._queue_lock:
-                successor = self._queue[0] if self._queue else None
-                if successor is None:
-                    self._writing = False
-            if successor is not None:
-                successor.wake()
+                self._write_batch(live)
 
-    def _write_batch(self, batch: List["_Append"]) -> None:
+    def _replace(self, write: "_Write") -> None:
+        if write.error is not None:
+            return
+        try:
+            with self._transaction("replace", write.sender_id) as connection:
+                self._conversation_ids.pop(write.sender_id, None)
+                conversation = _conversation_id(connection, write.sender_id)
+                connection.execute(_DELETE_EVENTS, (conversation,))
+                _insert_events(connection, [value for text in write.texts
+                                            for value in (conversation, text)])
+        except StoreError as error:
+            write.error = error
+
+    def _write_batch(self, batch: List["_Write"]) -> None:
         """Writes the batch in one transaction; on failure, each append alone (under the lock)."""
         try:
             connection = self._live_connection("append to", batch[0].sender_id)
         except StoreError as error:
             for request in batch:
-                request.finish(error)
+                request.fail(error)
             return
         try:
             rows = self._rows(batch)
@@ -310,21 +385,23 @@ class SQLiteTrackerStore(TrackerStore):
             _rollback(connection)
             self._conversation_ids.clear()
             if len(batch) > 1:
-                # Find out whose append failed: the others must not fail with it.
+                # Find out whose append failed: the others must not fail with it (but the
+                # later appends of a failed one's chain must).
                 for request in batch:
-                    self._write_batch([request])
+                    if request.chain is not None and request.chain.failed:
+                        request.fail(chain_failure(request.sender_id))
+                    else:
+                        self._write_batch([request])
                 return
             error = sys.exc_info()[1]
-            batch[0].finish(self._failure("append to", batch[0].sender_id, error))
+            batch[0].fail(self._failure("append to", batch[0].sender_id, error))
             return
         except BaseException:
             _rollback(connection)
             self._conversation_ids.clear()
             raise
-        for request in batch:
-            request.finish(None)
 
-    def _rows(self, batch: List["_Append"]) -> Optional[List[Any]]:
+    def _rows(self, batch: List["_Write"]) -> Optional[List[Any]]:
         """The batch's events as flat INSERT values (conversation, data, conversation, ...),
         or None while a conversation of the batch has no known row id."""
         rows: List[Any] = []
@@ -337,21 +414,19 @@ class SQLiteTrackerStore(TrackerStore):
                 rows.append(text)
         return rows
 
-    def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
-        check_sender_id(sender_id)
-        texts = encode_events(sender_id, events)
-        with self._transaction("replace", sender_id) as connection:
-            self._conversation_ids.pop(sender_id, None)
-            conversation = _conversation_id(connection, sender_id)
-            connection.execute(_DELETE_EVENTS, (conversation,))
-            _insert_events(connection, [value for text in texts
-                                        for value in (conversation, text)])
-
     def conversation_ids(self) -> List[str]:
         with self._using("list conversations") as connection:
             return [sender_id for (sender_id,) in connection.execute(_CONVERSATION_IDS)]
 
     def close(self) -> None:
+        # Writes queued so far are done first; later ones fail at once.
+        with self._queued_lock:
+            closing, self._closing = self._closing, True
+            self._queued_changed.notify_all()
+        if not closing:
+            self._requests.put(None)
+        if self._writer is not threading.current_thread():
+            self._writer.join()
         # Stop the checkpointer first, without holding the lock: its catch-up takes the lock.
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
@@ -369,29 +444,79 @@ class SQLiteTrackerStore(TrackerStore):
         return "SQLiteTrackerStore({!r})".format(self.path)
 
 
-class _Append:
-    """One caller's append, waiting in the group-commit queue."""
+class _Write:
+    """One write waiting for the writer thread: an append, a replace, or a ``then`` (no write:
+    only called back once its chain's earlier writes are done)."""
 
-    __slots__ = ("sender_id", "texts", "done", "error", "_signal")
+    __slots__ = ("sender_id", "kind", "events", "texts", "done", "chain", "error", "_signal")
 
-    def __init__(self, sender_id: str, texts: List[str]) -> None:
+    def __init__(self, sender_id: str, kind: str, events: Any, done: Optional[Done],
+                 chain: Optional[WriteChain]) -> None:
         self.sender_id = sender_id
-        self.texts = texts
-        self.done = False
+        self.kind = kind
+        self.events = events
+        self.texts: List[str] = []
+        self.done = done
+        self.chain = chain
         self.error: Optional[StoreError] = None
-        # Held from the start: wait() blocks until wake() releases it (once, perhaps first).
-        self._signal = threading.Lock()
-        self._signal.acquire()
+        self._signal: Optional[threading.Lock] = None
+        if done is None:
+            # A caller that waits: wait() blocks until resolve() releases this.
+            self._signal = threading.Lock()
+            self._signal.acquire()
 
-    def finish(self, error: Optional[StoreError]) -> None:
+    def fail(self, error: StoreError) -> None:
         self.error = error
-        self.done = True
+        if self.chain is not None:
+            self.chain.failed = True
+
+    def resolve(self) -> None:
+        """The write is done (``error`` tells how): counts it and tells the caller."""
+        if self.chain is not None:
+            self.chain.confirmed += 1
+        if self.done is not None:
+            call_done(self.done, self.error)
+        elif self._signal is not None:
+            self._signal.release()
 
     def wait(self) -> None:
-        self._signal.acquire()
+        if self._signal is not None:
+            self._signal.acquire()
 
-    def wake(self) -> None:
-        self._signal.release()
+
+def _write_loop(requests: "queue.SimpleQueue[Optional[_Write]]",
+                store_ref: "weakref.ref[SQLiteTrackerStore]") -> None:
+    """The writer thread: takes every write queued so far, does them, and again, until None."""
+    while True:
+        first = requests.get()
+        if first is None:
+            return
+        batch = [first]
+        stop = False
+        while True:
+            try:
+                write = requests.get_nowait()
+            except queue.Empty:
+                break
+            if write is None:
+                stop = True
+                break
+            batch.append(write)
+        store = store_ref()
+        if store is None:
+            return
+        try:
+            store._process(batch)
+        except BaseException as error:  # nothing may strand a caller waiting for its write
+            logger.exception("tracker store %r: the writer failed", store.path)
+            for write in batch:
+                if write.error is None:
+                    write.fail(store._failure("write to", write.sender_id, error))
+        finally:
+            store._finish(batch)
+        del store
+        if stop:
+            return
 
 
 class _Checkpointer:
