@@ -210,6 +210,37 @@ def test_restart_continues_from_sqlite(model_dir, tmp_path):
         second.stop()
 
 
+def test_a_failing_store_answers_503_and_the_conversation_goes_on(model_dir, tmp_path):
+    server = Server(str(tmp_path), ["--enable_api", "-d", model_dir]).start()
+    db = sqlite3.connect(os.path.join(str(tmp_path), "coreactors.db"))
+    try:
+        turn(server, "fragile", "/greet")
+        turn(server, "sturdy", "/greet")
+        # SQLite itself refuses this conversation's next turn: a real write failure.
+        db.execute("CREATE TRIGGER refuse_boom BEFORE INSERT ON events "
+                   "WHEN NEW.data LIKE '%boom%' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+        db.commit()
+        refused = server.post("/webhooks/rest/webhook",
+                              {"sender": "fragile", "message": '/inform{"name": "boom"}'})
+        assert refused.status == 503, refused.text
+        assert refused.json()["reason"] == "StoreUnavailable"
+        assert "disk on fire" in refused.json()["message"]
+        assert turn(server, "sturdy", '/inform{"name": "Sam"}')[0]["text"] == "hey Sam!"
+        # The refused turn is not in the conversation, which goes on from what was stored.
+        state = server.get("/conversations/fragile/tracker").json()
+        assert "boom" not in json.dumps(state) and state["slots"]["name"] is None
+        db.execute("DROP TRIGGER refuse_boom")
+        db.commit()
+        assert turn(server, "fragile", '/inform{"name": "Fay"}')[0]["text"] == "hey Fay!"
+        events = server.get("/conversations/fragile/tracker?include_events=ALL").json()[
+            "events"]
+        assert [e["text"] for e in events if e["event"] == "user"] == [
+            "/greet", '/inform{"name": "Fay"}']
+    finally:
+        db.close()
+        server.stop()
+
+
 def test_passivated_conversation_comes_back(model_dir, tmp_path):
     server = Server(str(tmp_path), ["--enable_api", "-d", model_dir, "--idle_timeout", "0.2",
                                     "--max_actors", "2"]).start()
