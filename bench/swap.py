@@ -9,7 +9,8 @@ this script runs itself (stdlib HTTP, in a thread); model B is moodbot with one 
      every live conversation answering with the new model (a sweep of GET .../tracker over all
      of them, each queued behind the model in that actor's inbox: an upper bound);
   2. webhook turns/s with 16 keep-alive connections without swaps, then with a swap every
-     second, and the turns/s in the half second after each new ETag, as a share of normal.
+     two seconds, and the turns/s in the half second after each new ETag, as a share of normal
+     and of the half second before that ETag.
 
     .venv/bin/python bench/swap.py [--data ../shared/data] [--conversations 1000] [--seconds 5]
 
@@ -349,6 +350,14 @@ async def run(args: argparse.Namespace, port: int, model_server: ModelServer,
     if rates:
         print("webhook, in the {:.1f} s after each new ETag: {:.0%} of normal on average, {:.0%} "
               "at worst".format(window, statistics.mean(rates) / normal, min(rates) / normal))
+        # The machine's speed drifts within a run, so "normal" (measured seconds earlier) can
+        # be off by 10-20%: each window is also compared with the half second before its ETag.
+        before = window_rates(done, [s - window for s in swap_times], window)
+        shares = [after / ahead for after, ahead in zip(rates, before) if ahead]
+        if shares and len(before) == len(rates):
+            print("webhook, each such {:.1f} s against the {:.1f} s before its ETag: {:.0%} on "
+                  "average, {:.0%} at worst".format(window, window, statistics.mean(shares),
+                                                   min(shares)))
     # Where the turns go missing: the share of normal per 100 ms around a new ETag.
     profile = []
     for step in range(-2, 8):
