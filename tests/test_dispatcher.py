@@ -174,6 +174,30 @@ def test_a_blocking_wait_does_not_hold_up_other_actors(monkeypatch):
         dispatcher.stop()
 
 
+class Faulty(Recorder):
+    """Breaks the dispatcher's handling of one message, as a bug in it would."""
+
+    def _receive(self, envelope):
+        if envelope.message == ("break",):
+            raise RuntimeError("the dispatcher broke")
+        super()._receive(envelope)
+
+
+def test_a_fault_in_the_dispatcher_stops_that_actor_not_the_worker():
+    dispatcher = Dispatcher(workers=1).start()
+    try:
+        faulty, other = Faulty.start(dispatcher, "faulty"), Recorder.start(dispatcher, "other")
+        faulty.tell(("break",))
+        with pytest.raises(pykka.ActorDeadError):  # refused when queued, or when sent
+            faulty.ask(("seen",), timeout=10)
+        assert not faulty.is_alive()
+        assert other.ask(("seen",), timeout=10) == []
+        assert dispatcher.live_workers == 1
+    finally:
+        pykka.ActorRegistry.stop_all(timeout=5)
+        dispatcher.stop()
+
+
 def test_blocking_outside_a_worker_starts_no_worker(dispatcher):
     with dispatcher.blocking():
         assert dispatcher.live_workers == 2

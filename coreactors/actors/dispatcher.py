@@ -43,9 +43,12 @@ _START = object()  # the first entry of every mailbox: run on_start on a worker
 
 
 class Dispatcher:
-    """Worker threads serving the run queue of ``PooledActor``s."""
+    """Worker threads serving the run queue of ``PooledActor``s.
 
-    def __init__(self, workers: int = 1, max_workers: int = 256,
+    Two workers by default: as fast as one under load (bench/load.py), and a long message (a
+    story export of a long conversation, say) then holds up only half of the server."""
+
+    def __init__(self, workers: int = 2, max_workers: int = 256,
                  name: str = "actor-worker") -> None:
         if workers < 1 or max_workers < workers:
             raise ValueError("need 1 <= workers <= max_workers")
@@ -128,7 +131,17 @@ class Dispatcher:
                     continue
                 if actor is None:
                     return
-                actor._run_some(THROUGHPUT)
+                try:
+                    actor._run_some(THROUGHPUT)
+                except Exception:
+                    # A fault of the dispatcher itself: the actor cannot be trusted to run on,
+                    # but the worker must, or every other actor would wait for it.
+                    logger.exception("%s failed on a worker; it is stopped.", actor)
+                    actor._handle_failure(*sys.exc_info())
+                    try:
+                        actor._run_some(0)  # refuses what is queued
+                    except Exception:
+                        logger.exception("Refusing the messages of %s failed.", actor)
                 actor = None  # a stopped actor must not live on in this frame until the next
         finally:
             with self._lock:
