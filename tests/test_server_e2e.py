@@ -106,6 +106,39 @@ def test_rest_channel_runs_a_turn(server):
         {"recipient_id": "rest-1", "text": "bye"}, {"recipient_id": "rest-1", "text": "see you"}]
 
 
+def test_answers_keep_their_framing_on_one_kept_alive_connection(server):
+    # Plain, streamed (chunked) and empty answers, one after another on one connection: each
+    # must arrive whole and nothing of one may run into the next.
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        for _ in range(2):
+            connection.request("POST", "/webhooks/rest/webhook", json.dumps(
+                {"sender": "framing", "message": "/goodbye"}),
+                {"Content-Type": "application/json"})
+            plain = connection.getresponse()
+            assert plain.status == 200
+            assert json.loads(plain.read()) == [{"recipient_id": "framing", "text": "bye"},
+                                                {"recipient_id": "framing", "text": "see you"}]
+            connection.request("POST", "/webhooks/rest/webhook?stream=true", json.dumps(
+                {"sender": "framing", "message": "/goodbye"}),
+                {"Content-Type": "application/json"})
+            streamed = connection.getresponse()
+            assert streamed.status == 200
+            assert streamed.getheader("Transfer-Encoding") == "chunked"
+            assert [json.loads(line) for line in streamed.read().splitlines()] == [
+                {"recipient_id": "framing", "text": "bye"},
+                {"recipient_id": "framing", "text": "see you"}]
+            connection.request("OPTIONS", "/version")
+            empty = connection.getresponse()
+            assert empty.status == 200 and empty.read() == b""
+            connection.request("GET", "/nowhere")
+            missing = connection.getresponse()
+            assert missing.status == 404 and json.loads(missing.read())["code"] == 404
+    finally:
+        connection.close()
+
+
 def test_tracker_after_turns(server):
     turn(server, "tracker-1", "/greet")
     turn(server, "tracker-1", '/inform{"name": "Bob"}')

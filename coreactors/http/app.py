@@ -30,6 +30,7 @@ from werkzeug.routing import RequestRedirect
 from coreactors import MINIMUM_COMPATIBLE_VERSION, RASA_CORE_VERSION, __version__
 from coreactors.actors.interface import ConversationError, IConversations, IModelArchives
 from coreactors.http.channels import InputChannel, RestInput
+from coreactors.http.transport import EagerTransport
 from coreactors.http.errors import (
     HttpError, bad_parameter, write_body, write_error, write_http_error, write_json)
 from coreactors.http.requests import (
@@ -469,11 +470,33 @@ class APIRequest(Request):
 
 class APIChannel(HTTPChannel):
     """An HTTP/1.1 connection that asks the kernel for its local address once, not for every
-    request (each request reads it, Klein builds its URLs from it): every getsockname() call
+    request (each request reads it, Klein builds its URLs from it), and writes each answer with
+    one ``send()`` where it can (``EagerTransport``): every getsockname() and epoll_ctl call
     lets the actor threads take the GIL from the reactor thread, which then waits to get it
     back. (HTTP/2 needs TLS, which this server does not terminate.)"""
 
     _host: Any = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        if EagerTransport.fits(self.transport):
+            self.transport = EagerTransport(self.transport)
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
+        # The status line and headers wait for the first body bytes (or the end of the answer).
+        transport = self.transport
+        if not isinstance(transport, EagerTransport):
+            return super().writeHeaders(version, code, reason, headers)
+        transport.holding = True
+        try:
+            super().writeHeaders(version, code, reason, headers)
+        finally:
+            transport.holding = False
+
+    def requestDone(self, request: Any) -> None:
+        if isinstance(self.transport, EagerTransport):
+            self.transport.flush()  # an answer without a body: its headers are still held
+        super().requestDone(request)
 
     def getHost(self) -> Any:
         if self._host is None:
