@@ -49,10 +49,16 @@ class Connection:
         return self
 
     async def post(self, path: str, body: bytes) -> Tuple[int, bytes]:
+        return await self.request("POST", path, body)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> Tuple[int, bytes]:
+        """Sends one request and reads its answer: (status, body)."""
         assert self.reader is not None and self.writer is not None
-        self.writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          b"Content-Type: application/json\r\nContent-Length: "
-                          + str(len(body)).encode() + b"\r\n\r\n" + body)
+        head = "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n".format(
+            method, path, len(body))
+        if body:
+            head += "Content-Type: application/json\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
         status_line = await self.reader.readline()
         status = int(status_line.split()[1])
         length = 0

@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from load import (  # noqa: E402  (bench/ is not a package)
-    MOOD_CONVERSATION, message_body, start_server, stop, wait_up)
+    MOOD_CONVERSATION, Connection, message_body, start_server, stop, wait_up)
 
 MARKER_SLOT = "swap_marker"
 DEADLINE_SECONDS = 600  # the whole run; each wait below has its own, shorter bound
@@ -89,52 +89,6 @@ class ModelServer:
 
     def close(self) -> None:
         self.http.shutdown()
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection to 127.0.0.1 (GET and POST)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: Optional[asyncio.StreamReader] = None
-        self.writer: Optional[asyncio.StreamWriter] = None
-
-    async def open(self) -> "Connection":
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        return self
-
-    async def request(self, method: str, path: str, body: bytes = b"") -> Tuple[int, bytes]:
-        assert self.reader is not None and self.writer is not None
-        head = "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n".format(
-            method, path, len(body))
-        if body:
-            head += "Content-Type: application/json\r\n"
-        self.writer.write(head.encode() + b"\r\n" + body)
-        status = int((await self.reader.readline()).split()[1])
-        length, chunked = 0, False
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.lower() == "content-length":
-                length = int(value.strip())
-            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
-                chunked = True
-        if not chunked:
-            return status, await self.reader.readexactly(length)
-        data = b""
-        while True:
-            size = int((await self.reader.readline()).strip(), 16)
-            if size == 0:
-                await self.reader.readline()
-                return status, data
-            data += await self.reader.readexactly(size)
-            await self.reader.readline()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 async def fingerprint(connection: Connection) -> Optional[str]:

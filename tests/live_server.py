@@ -134,3 +134,17 @@ def multipart(fields: Dict[str, bytes]) -> Any:
         body += data + b"\r\n"
     body += "--{}--\r\n".format(boundary).encode()
     return body, {"Content-Type": "multipart/form-data; boundary=" + boundary}
+
+
+def train_bot(root: str, domain: str, stories: str, policies: str, model: str = "model",
+              augmentation_factor: int = 0) -> str:
+    """Writes a test bot's domain, stories and policies under ``root`` and trains its dialogue
+    model into ``root/model``; returns the model folder."""
+    from coreactors.training.train import train_dialogue_model
+    root = str(root)
+    target = os.path.join(root, model)
+    train_dialogue_model(write(os.path.join(root, "domain.yml"), domain),
+                         write(os.path.join(root, "stories.md"), stories), target,
+                         write(os.path.join(root, "policies.yml"), policies),
+                         augmentation_factor=augmentation_factor)
+    return target

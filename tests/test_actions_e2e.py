@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from live_server import Server, free_port, write
+from live_server import Server, free_port, train_bot, write
 
 DOMAIN = """
 intents:
@@ -105,12 +105,7 @@ class _DoubleHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from coreactors.training.train import train_dialogue_model
-    root = tmp_path_factory.mktemp("actionbot")
-    train_dialogue_model(write(str(root / "domain.yml"), DOMAIN),
-                         write(str(root / "stories.md"), STORIES), str(root / "model"),
-                         write(str(root / "policies.yml"), POLICIES), augmentation_factor=0)
-    return str(root / "model")
+    return train_bot(tmp_path_factory.mktemp("actionbot"), DOMAIN, STORIES, POLICIES)
 
 
 @pytest.fixture(scope="module")

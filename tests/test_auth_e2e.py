@@ -11,7 +11,7 @@ import time
 import jwt
 import pytest
 
-from live_server import Server, write
+from live_server import Server, train_bot
 
 TOKEN = "e2e-api-token"
 SECRET = "e2e-jwt-secret-" + "s" * 48
@@ -41,12 +41,7 @@ policies:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from coreactors.training.train import train_dialogue_model
-    root = tmp_path_factory.mktemp("authbot")
-    model = str(root / "model")
-    train_dialogue_model(write(str(root / "domain.yml"), DOMAIN),
-                         write(str(root / "stories.md"), STORIES), model,
-                         write(str(root / "policies.yml"), POLICIES), augmentation_factor=0)
+    model = train_bot(tmp_path_factory.mktemp("authbot"), DOMAIN, STORIES, POLICIES)
     running = Server(str(tmp_path_factory.mktemp("server")),
                      ["--enable_api", "-d", model, "--auth_token", TOKEN,
                       "--jwt_secret", SECRET]).start()

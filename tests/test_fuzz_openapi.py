@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from coreactors.http.app import OPENAPI_PATH
-from live_server import Server, write
+from live_server import Server, train_bot, write
 
 schemathesis = pytest.importorskip("schemathesis")
 import requests  # noqa: E402  (schemathesis brings it)
@@ -93,16 +93,11 @@ _METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 
 @pytest.fixture(scope="module")
 def fuzzed_server(tmp_path_factory):
-    from coreactors.training.train import train_dialogue_model
-    root = tmp_path_factory.mktemp("fuzzbot")
-    train_dialogue_model(write(str(root / "domain.yml"), DOMAIN),
-                         write(str(root / "stories.md"), STORIES),
-                         str(root / "model"), write(str(root / "policies.yml"), POLICIES),
-                         augmentation_factor=0)
+    model = train_bot(tmp_path_factory.mktemp("fuzzbot"), DOMAIN, STORIES, POLICIES)
     workdir = str(tmp_path_factory.mktemp("fuzz-server"))
     endpoints = write(os.path.join(workdir, "endpoints.yml"), "tracker_store:\n  type: memory\n")
     # A small body limit, so that generated bodies run into the 413 path now and then.
-    running = Server(workdir, ["--enable_api", "-d", str(root / "model"),
+    running = Server(workdir, ["--enable_api", "-d", model,
                                "--endpoints", endpoints, "--max_body_bytes", "4096",
                                "--quiet"]).start()
     yield running

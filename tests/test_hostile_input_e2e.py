@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from live_server import Response, Server, write
+from live_server import Response, Server, train_bot
 
 DOMAIN = """
 intents:
@@ -74,13 +74,7 @@ USER_EVENT = {"event": "user", "text": "/greet",
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from coreactors.training.train import train_dialogue_model
-    root = tmp_path_factory.mktemp("hostile-bot")
-    train_dialogue_model(write(str(root / "domain.yml"), DOMAIN),
-                         write(str(root / "stories.md"), STORIES),
-                         str(root / "model"), write(str(root / "policies.yml"), POLICIES),
-                         augmentation_factor=0)
-    return str(root / "model")
+    return train_bot(tmp_path_factory.mktemp("hostile-bot"), DOMAIN, STORIES, POLICIES)
 
 
 @pytest.fixture(scope="module")

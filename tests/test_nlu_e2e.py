@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from live_server import Server, free_port, multipart, write
+from live_server import Server, free_port, multipart, train_bot, write
 
 DOMAIN = """
 intents: [greet, goodbye, inform]
@@ -74,11 +74,8 @@ NLU = """
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory):
     from coreactors.training.nlu import train_nlu_model
-    from coreactors.training.train import train_dialogue_model
     root = tmp_path_factory.mktemp("nlubot")
-    train_dialogue_model(write(str(root / "domain.yml"), DOMAIN),
-                         write(str(root / "stories.md"), STORIES), str(root / "dialogue"),
-                         write(str(root / "policies.yml"), POLICIES), augmentation_factor=0)
+    train_bot(root, DOMAIN, STORIES, POLICIES, model="dialogue")
     train_nlu_model(write(str(root / "nlu.md"), NLU), None, str(root / "nlu"),
                     fixed_model_name="current")
     return root

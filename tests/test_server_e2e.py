@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from live_server import Server, write
+from live_server import Server, train_bot, write
 
 DOMAIN = """
 intents:
@@ -65,13 +65,8 @@ policies:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from coreactors.training.train import train_dialogue_model
-    root = tmp_path_factory.mktemp("bot")
-    train_dialogue_model(write(str(root / "domain.yml"), DOMAIN),
-                         write(str(root / "stories.md"), STORIES),
-                         str(root / "model"), write(str(root / "policies.yml"), POLICIES),
-                         augmentation_factor=20)
-    return str(root / "model")
+    return train_bot(tmp_path_factory.mktemp("bot"), DOMAIN, STORIES, POLICIES,
+                     augmentation_factor=20)
 
 
 @pytest.fixture(scope="module")
