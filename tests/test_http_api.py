@@ -1416,3 +1416,36 @@ def test_api_site_reads_the_local_address_once_per_connection():
     assert [a.split(b" ")[0] for a in answers] == [b"200"] * 3
     assert all(b'"version"' in a for a in answers)
     assert transport.host_reads == 1
+
+
+class _BodyOnly:
+    """Just what read_json reads of a request: its body, and no declared type."""
+
+    def __init__(self, body):
+        import io
+        self.content = io.BytesIO(body)
+
+    def getHeader(self, name):
+        return None
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b"[" * 64 + b"]" * 64, "ok"),                              # as deep as allowed
+    (b"[" * 65 + b"]" * 65, "nests deeper than 64"),
+    (b'{"a": ' * 40 + b"1" + b"}" * 40, "ok"),
+    (b'[{"x": [' * 22 + b"1" + b"]}]" * 22, "nests deeper than 64"),   # 66 levels, mixed
+    (b'["' + b"[" * 200 + b'"]', "ok"),                         # brackets in a string are not depth
+    (b'{"text": "caf\\u00e9"}', "ok"),                          # escapes of real characters
+    (b'{"text": "\\ud800"}', "not valid Unicode"),
+    (b'{"text": "\\uD83D\\uDE00"}', "ok"),                      # an escaped surrogate pair
+    (b'{"text": "x", "n": {"t": "\\udfff"}}', "not valid Unicode"),
+])
+def test_read_json_refuses_deep_nesting_and_lone_surrogates_only(body, expected):
+    from coreactors.http.errors import HttpError
+    from coreactors.http.requests import read_json
+    if expected == "ok":
+        assert read_json(_BodyOnly(body), 1_000_000, (dict, list)) is not None
+    else:
+        with pytest.raises(HttpError) as raised:
+            read_json(_BodyOnly(body), 1_000_000, (dict, list))
+        assert raised.value.status == 400 and expected in raised.value.message

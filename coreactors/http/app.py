@@ -123,10 +123,17 @@ class CoreApp:
             params = {name: path_segment(value, name) for name, value in params.items()}
         except HttpError as e:
             return write_http_error(request, e)
-        if protected and self._authorize is not None:
-            d = defer.maybeDeferred(self._authorize, request, params.get("sender_id"))
-        else:
-            d = defer.succeed(None)
+        if not (protected and self._authorize is not None):
+            # No check to wait for: the route runs now (the common case, without a Deferred
+            # more per request).
+            try:
+                result = handler(self, request, **params)
+            except Exception:
+                return self._answer_failure(Failure(), request)
+            if isinstance(result, defer.Deferred):
+                result.addErrback(self._answer_failure, request)
+            return result
+        d = defer.maybeDeferred(self._authorize, request, params.get("sender_id"))
 
         def run(refusal: Optional[Tuple[int, str, str]]) -> Any:
             if refusal is not None:

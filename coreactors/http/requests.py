@@ -113,7 +113,10 @@ def read_json(request: IRequest, max_bytes: int,
         raise _too_deep()
     except ValueError as e:
         raise HttpError(400, "BadRequest", "The request body is not valid JSON: {}.".format(e))
-    _check_plain(value)
+    # Lone surrogates can only come from \u escapes (the UTF-8 decoding refuses them), and
+    # nesting cannot be deeper than the brackets there are: most bodies need no walk at all.
+    if b"\\u" in raw or raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+        _check_plain(value)
     if not isinstance(value, kinds):
         raise HttpError(400, "BadRequest", "The request body must be {}, got {}.".format(
             wanted, _json_type_name(value)))
