@@ -6,6 +6,7 @@ so on SIGTERM the server first stops listening, then stops pulling models, then 
 turns finish and stops every actor.
 """
 
+import contextlib
 import gc
 import logging
 import sys
@@ -103,9 +104,9 @@ def make_interpreter(nlu: Optional[str], endpoint: Optional[EndpointConfig], rea
     if endpoint is not None:
         from coreactors.actors.nlu_client import TreqNLUClient
         project, model_name = project_and_model(nlu)
-        client = TreqNLUClient(endpoint, reactor) if dispatcher is None \
-            else TreqNLUClient(endpoint, reactor, dispatcher.blocking)
-        return HttpInterpreter(client, project, model_name, endpoint.token)
+        blocking = dispatcher.blocking if dispatcher is not None else contextlib.nullcontext
+        return HttpInterpreter(TreqNLUClient(endpoint, reactor, blocking), project, model_name,
+                               endpoint.token)
     if nlu:
         from coreactors.nlu.model import NLUModel
         try:

@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional, Set
 
 import pykka
-from pykka import ActorRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -281,4 +280,4 @@ class PooledActor(pykka.Actor):
                 self._stop()
 
 
-__all__ = ["Dispatcher", "PooledActor", "ActorRegistry"]
+__all__ = ["Dispatcher", "PooledActor"]

@@ -124,26 +124,28 @@ class CoreApp:
         except HttpError as e:
             return write_http_error(request, e)
         if not (protected and self._authorize is not None):
-            # No check to wait for: the route runs now (the common case, without a Deferred
-            # more per request).
-            try:
-                result = handler(self, request, **params)
-            except Exception:
-                return self._answer_failure(Failure(), request)
-            if isinstance(result, defer.Deferred):
-                result.addErrback(self._answer_failure, request)
-            return result
+            return self._run_route(request, handler, params)
         d = defer.maybeDeferred(self._authorize, request, params.get("sender_id"))
 
         def run(refusal: Optional[Tuple[int, str, str]]) -> Any:
             if refusal is not None:
                 status, reason, message = refusal
                 return write_error(request, status, reason, message)
-            return handler(self, request, **params)
+            return self._run_route(request, handler, params)
 
         d.addCallback(run)
         d.addErrback(self._answer_failure, request)
         return d
+
+    def _run_route(self, request: IRequest, handler: Callable, params: Dict[str, str]) -> Any:
+        """Runs a route now; whether it fails at once or later, the failure is answered."""
+        try:
+            result = handler(self, request, **params)
+        except Exception:
+            return self._answer_failure(Failure(), request)
+        if isinstance(result, defer.Deferred):
+            result.addErrback(self._answer_failure, request)
+        return result
 
     def _answer_failure(self, failure: Failure, request: IRequest) -> Optional[bytes]:
         if failure.check(defer.CancelledError):

@@ -291,7 +291,7 @@ class SQLiteTrackerStore(TrackerStore):
             write.events = None
         with self._queued_lock:
             if self._closing:
-                write.error = self._failure("write to", write.sender_id, "the store is closed")
+                write.fail(self._failure("write to", write.sender_id, "the store is closed"))
                 write.resolve()
                 return write
             self._queued[write.sender_id] = self._queued.get(write.sender_id, 0) + 1
@@ -315,8 +315,8 @@ class SQLiteTrackerStore(TrackerStore):
             run = []
             if write.kind == "replace":
                 self._replace(write)
-            elif write.chain is not None and write.chain.failed:
-                write.error = chain_failure(write.sender_id)
+            else:
+                write.stopped_by_chain()
         self._commit_appends(run)
 
     def _finish(self, batch: List["_Write"]) -> None:
@@ -335,11 +335,9 @@ class SQLiteTrackerStore(TrackerStore):
     def _commit_appends(self, run: List["_Write"]) -> None:
         live = []
         for write in run:
-            if write.error is None and write.chain is not None and write.chain.failed:
-                write.error = chain_failure(write.sender_id)
             if write.error is not None:
-                write.fail(write.error)
-            else:
+                write.fail(write.error)  # refused before writing (unencodable): the chain stops
+            elif not write.stopped_by_chain():
                 live.append(write)
         if live:
             with self._lock:
@@ -388,9 +386,7 @@ class SQLiteTrackerStore(TrackerStore):
                 # Find out whose append failed: the others must not fail with it (but the
                 # later appends of a failed one's chain must).
                 for request in batch:
-                    if request.chain is not None and request.chain.failed:
-                        request.fail(chain_failure(request.sender_id))
-                    else:
+                    if not request.stopped_by_chain():
                         self._write_batch([request])
                 return
             error = sys.exc_info()[1]
@@ -469,6 +465,14 @@ class _Write:
         self.error = error
         if self.chain is not None:
             self.chain.failed = True
+
+    def stopped_by_chain(self) -> bool:
+        """True, and this write failed, when an earlier write of its chain failed."""
+        if self.chain is None or not self.chain.failed:
+            return False
+        if self.error is None:
+            self.error = chain_failure(self.sender_id)
+        return True
 
     def resolve(self) -> None:
         """The write is done (``error`` tells how): counts it and tells the caller."""
