@@ -116,15 +116,32 @@ def make_interpreter(nlu: Optional[str], endpoint: Optional[EndpointConfig], rea
     return None
 
 
+def tune_interpreter() -> None:
+    """Sets the GIL switch interval and the collector for serving; call it once the model and
+    code are loaded (bench/ceiling_server.py calls it too, to measure the same stack)."""
+    # Actor threads and the reactor share the GIL. A shorter switch interval lets the reactor
+    # take the GIL back from a busy actor sooner (the default 5 ms shows up as tail latency).
+    sys.setswitchinterval(0.0005)
+    # The collector's pauses are the server's longest. Every request leaves about 40 objects
+    # in reference cycles (Klein's and werkzeug's per-request closures), which only the
+    # collector frees; the dialogue code leaves none. A young pass costs in proportion to the
+    # young objects, and far more per object once they have left the CPU cache: with a
+    # threshold of 200,000 each pass stopped the server for ~200 ms every few seconds
+    # (bench/load.py, gc.callbacks), with 5,000 each pass takes 1-5 ms and the passes take
+    # a third less time in all. Trackers' long-lived objects pass through the middle
+    # generation (a pass every 10 young ones, ~10 ms) to the old one, whose full passes
+    # CPython also holds back until it has grown by a quarter. Objects loaded so far (model,
+    # code) are never garbage: frozen, so no pass looks at them.
+    gc.freeze()
+    gc.set_threshold(5_000, 10, 100)
+
+
 def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiService:
     """The service tree for these options (the keys of ``coreactors.tap.Options``)."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
         reactor = global_reactor
     configure_logging(options)
-    # Actor threads and the reactor share the GIL. A shorter switch interval lets the reactor
-    # take the GIL back from a busy actor sooner (the default 5 ms shows up as tail latency).
-    sys.setswitchinterval(0.0005)
     endpoints = AvailableEndpoints.read(options.get("endpoints"))
     credentials = read_yaml_config(options.get("credentials"))
     store = store_from_endpoint(endpoints.tracker_store)
@@ -158,18 +175,7 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
     site = (QuietSite if options.get("quiet") else APISite)(app.resource())
     site.displayTracebacks = False
 
-    # The collector's pauses are the server's longest. Every request leaves about 40 objects
-    # in reference cycles (Klein's and werkzeug's per-request closures), which only the
-    # collector frees; the dialogue code leaves none. A young pass costs in proportion to the
-    # young objects, and far more per object once they have left the CPU cache: with a
-    # threshold of 200,000 each pass stopped the server for ~200 ms every few seconds
-    # (bench/load.py, gc.callbacks), with 5,000 each pass takes 1-5 ms and the passes take
-    # a third less time in all. Trackers' long-lived objects pass through the middle
-    # generation (a pass every 10 young ones, ~10 ms) to the old one, whose full passes
-    # CPython also holds back until it has grown by a quarter. Objects loaded so far (model,
-    # code) are never garbage: frozen, so no pass looks at them.
-    gc.freeze()
-    gc.set_threshold(5_000, 10, 100)
+    tune_interpreter()
 
     root = service.MultiService()
     ActorSystemService(supervisor, reactor).setServiceParent(root)

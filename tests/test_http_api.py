@@ -1393,17 +1393,22 @@ def test_app_without_channels_has_no_webhooks(fake):
     assert_error(call(stub, "GET", "/webhooks/rest/"), 404)
 
 
-def test_api_site_reads_the_local_address_once_per_connection():
+def test_api_site_reads_the_connection_addresses_once_per_connection():
     from twisted.internet.testing import StringTransport
 
     from coreactors.http.app import APISite
 
     class CountingTransport(StringTransport):
         host_reads = 0
+        peer_reads = 0
 
         def getHost(self):
             self.host_reads += 1
             return super().getHost()
+
+        def getPeer(self):
+            self.peer_reads += 1
+            return super().getPeer()
 
     app = CoreApp(FakeConversations())
     site = APISite(app.resource())
@@ -1416,6 +1421,40 @@ def test_api_site_reads_the_local_address_once_per_connection():
     assert [a.split(b" ")[0] for a in answers] == [b"200"] * 3
     assert all(b'"version"' in a for a in answers)
     assert transport.host_reads == 1
+    assert transport.peer_reads == 1
+    assert channel.getPeer() == transport.getPeer()
+
+
+def test_api_channel_is_secure_only_over_tls():
+    import socket
+
+    from twisted.internet.interfaces import ISSLTransport
+    from twisted.internet.testing import StringTransport
+    from zope.interface import directlyProvides
+
+    from coreactors.http.app import APISite
+    from coreactors.http.transport import EagerTransport
+    from test_http_transport import BufferedTransport
+
+    class TLSTransport(StringTransport):
+        def setTcpNoDelay(self, enabled):
+            pass
+
+    site = APISite(CoreApp(FakeConversations()).resource())
+    tls = TLSTransport()
+    directlyProvides(tls, ISSLTransport)
+    secure = site.buildProtocol(None)
+    secure.makeConnection(tls)
+    assert secure.isSecure()
+    ours, theirs = socket.socketpair()
+    try:
+        plain = site.buildProtocol(None)
+        plain.makeConnection(BufferedTransport(ours))
+        assert isinstance(plain.transport, EagerTransport)  # plain TCP: wrapped
+        assert not plain.isSecure()
+    finally:
+        ours.close()
+        theirs.close()
 
 
 class _BodyOnly:

@@ -1,6 +1,7 @@
 """Tests for the policies: featurizers, memoization, form, fallback (incl. two-stage), mapping,
 neural, the ensemble and the policy configuration (Rasa Core test_policies P1-P8)."""
 
+import copy
 import json
 import os
 
@@ -737,6 +738,61 @@ def test_neural_policy_training_is_deterministic(domain, trackers):
     other_seed.train(trackers, domain)
     assert other_seed.predict_action_probabilities(tracker, domain) != \
         first.predict_action_probabilities(tracker, domain)
+
+
+def _network_answer(policy, tracker, domain):
+    window = policy.featurizer.prediction_window(tracker)
+    x = policy.featurizer.state_featurizer.encode_window(window, domain)
+    return policy.network.predict_one(x).tolist()
+
+
+def test_neural_policy_remembered_answers_are_the_networks(domain, trackers):
+    policy = neural()
+    policy.train(trackers, domain)
+    situations = [tracker_of(domain, listen(), user("greet")),
+                  tracker_of(domain, listen(), user("greet"), act("utter_greet")),
+                  tracker_of(domain, listen(), user("default"))]
+    for _ in range(3):  # the first round computes, the later ones remember
+        for tracker in situations:
+            answer = policy.predict_action_probabilities(tracker, domain)
+            assert answer == _network_answer(policy, tracker, domain)
+            answer[0] = 99.0  # a caller changing its answer changes nothing remembered
+    assert policy.predict_action_probabilities(situations[0], domain)[0] != 99.0
+
+
+def test_neural_policy_forgets_answers_when_retrained_or_asked_about_another_domain(
+        domain, trackers):
+    policy = neural()
+    policy.train(trackers, domain)
+    tracker = tracker_of(domain, listen(), user("default"))
+    before = policy.predict_action_probabilities(tracker, domain)
+    # Retraining on other stories (what /finetune does to a copy) gives another network.
+    policy.random_seed = 7
+    policy.continue_training(trackers, domain)
+    after = policy.predict_action_probabilities(tracker, domain)
+    assert after == _network_answer(policy, tracker, domain)
+    assert after != before
+    # The same window is another input vector where the features are laid out otherwise
+    # (features go in name order: "affirm" made "zzz" moves "default" one place up).
+    other = Domain.from_yaml(DOMAIN_YAML.replace("  - affirm\n", "  - zzz\n"))
+    other_tracker = tracker_of(other, listen(), user("default"))
+    answer = policy.predict_action_probabilities(other_tracker, other)
+    assert answer == _network_answer(policy, other_tracker, other)
+    assert answer != after
+
+
+def test_neural_policy_copy_keeps_answers_of_its_own_network(domain, trackers):
+    policy = neural()
+    policy.train(trackers, domain)
+    tracker = tracker_of(domain, listen(), user("default"))
+    policy.predict_action_probabilities(tracker, domain)
+    copied = copy.deepcopy(policy)
+    copied.random_seed = 3
+    copied.continue_training(trackers, domain)
+    assert copied.predict_action_probabilities(tracker, domain) == \
+        _network_answer(copied, tracker, domain)
+    assert policy.predict_action_probabilities(tracker, domain) == \
+        _network_answer(policy, tracker, domain)
 
 
 def test_neural_policy_options(domain):

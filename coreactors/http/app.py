@@ -478,13 +478,14 @@ class APIRequest(Request):
 
 
 class APIChannel(HTTPChannel):
-    """An HTTP/1.1 connection that asks the kernel for its local address once, not for every
-    request (each request reads it, Klein builds its URLs from it), and writes each answer with
+    """An HTTP/1.1 connection that asks the kernel for its addresses once, not for every
+    request (each request reads them, Klein builds its URLs from the local one), and writes each answer with
     one ``send()`` where it can (``EagerTransport``): every getsockname() and epoll_ctl call
     lets the actor threads take the GIL from the reactor thread, which then waits to get it
     back. (HTTP/2 needs TLS, which this server does not terminate.)"""
 
     _host: Any = None
+    _peer: Any = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -511,6 +512,18 @@ class APIChannel(HTTPChannel):
         if self._host is None:
             self._host = super().getHost()
         return self._host
+
+    def getPeer(self) -> Any:
+        if self._peer is None:
+            self._peer = super().getPeer()
+        return self._peer
+
+    def isSecure(self) -> bool:
+        # EagerTransport only ever wraps plain TCP; Twisted's check is an interface adaptation
+        # per call, twice per request.
+        if isinstance(self.transport, EagerTransport):
+            return False
+        return super().isSecure()
 
 
 class APISite(Site):

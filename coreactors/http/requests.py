@@ -97,13 +97,12 @@ def read_json(request: IRequest, max_bytes: int,
 
     An empty body is None when not ``required``, a 400 otherwise."""
     kinds = expect if isinstance(expect, tuple) else (expect,)
-    wanted = " or ".join(_JSON_NAMES.get(k, k.__name__) for k in kinds)
     raw = read_body(request, max_bytes)
     if not raw.strip():
         if not required:
             return None
         raise HttpError(400, "BadRequest",
-                        "The request needs a body: {}.".format(wanted))
+                        "The request needs a body: {}.".format(_json_names(kinds)))
     _check_media_type(request, _JSON_MEDIA_TYPES, False, "JSON (application/json)")
     try:
         value = _DECODER.decode(raw.decode("utf-8"))
@@ -119,8 +118,12 @@ def read_json(request: IRequest, max_bytes: int,
         _check_plain(value)
     if not isinstance(value, kinds):
         raise HttpError(400, "BadRequest", "The request body must be {}, got {}.".format(
-            wanted, _json_type_name(value)))
+            _json_names(kinds), _json_type_name(value)))
     return value
+
+
+def _json_names(kinds: Tuple[Type[Any], ...]) -> str:
+    return " or ".join(_JSON_NAMES.get(k, k.__name__) for k in kinds)
 
 
 def _finite_float(text: str) -> float:

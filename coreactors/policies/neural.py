@@ -20,6 +20,9 @@ from coreactors.policies.policy import Policy
 logger = logging.getLogger(__name__)
 
 NETWORK_FILE = "network.npz"
+# Conversations keep revisiting the same few windows of states; the network's answer for a
+# window is remembered (up to this many windows per network and domain).
+PREDICTION_CACHE_SIZE = 20000
 ProgressCallback = Callable[[int, int, float, float], None]
 
 
@@ -56,6 +59,8 @@ class NeuralPolicy(Policy):
         self.max_training_samples = max_training_samples
         self.network: Optional[FeedForwardClassifier] = None
         self.progress: Optional[ProgressCallback] = None
+        # (network, domain, {window: probabilities}): valid only for that network and domain.
+        self._predictions: Optional[Any] = None
         self._num_actions = 0
 
     def _encode(self, windows: Sequence[Any], domain: Domain) -> np.ndarray:
@@ -83,11 +88,21 @@ class NeuralPolicy(Policy):
 
     def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain
                                      ) -> List[float]:
-        if self.network is None or not self.network.is_trained:
+        network = self.network
+        if network is None or not network.is_trained:
             return [0.0] * domain.num_actions
         window = self.featurizer.prediction_window(tracker)
-        x = self.featurizer.state_featurizer.encode_window(window, domain)
-        return self.network.predict_one(x).tolist()
+        cache = self._predictions
+        if cache is None or cache[0] is not network or cache[1] is not domain:
+            # Retrained (a new network) or asked about another domain: start over.
+            cache = self._predictions = (network, domain, {})
+        known = cache[2].get(window)
+        if known is None:
+            x = self.featurizer.state_featurizer.encode_window(window, domain)
+            known = network.predict_one(x).tolist()
+            if len(cache[2]) < PREDICTION_CACHE_SIZE:
+                cache[2][window] = known
+        return list(known)
 
     def _settings(self) -> Dict[str, Any]:
         return {"priority": self.priority, "epochs": self.epochs,
