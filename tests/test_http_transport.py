@@ -135,6 +135,10 @@ def test_a_broken_or_closing_connection_is_left_to_the_buffered_write(pair):
 
 
 def test_everything_else_is_the_transports(pair):
-    eager = EagerTransport(BufferedTransport(pair[0]))
+    transport = BufferedTransport(pair[0])
+    eager = EagerTransport(transport)
     assert eager.getPeer() == "the peer"
     assert eager.connected is True
+    assert eager.disconnecting is False
+    transport.disconnecting = True
+    assert eager.disconnecting is True
