@@ -4,18 +4,19 @@
 
 POST /hop/<sender> sends the request body to one actor per sender, which answers at once
 through callFromThread; no dialogue work, no store. The actors run as the server's conversation
-actors do (pykka actors on coreactors' dispatcher), the site is the server's (its request and
-connection classes, no access log as with ``--quiet``) and the interpreter is tuned as the
-server tunes it, so this is the cost of HTTP + one actor hop in this stack.
+actors do (pykka actors on coreactors' dispatcher), the site and the Klein routing are the
+server's (its request and connection classes, no access log as with ``--quiet``, routes matched
+once) and the interpreter is tuned as the server tunes it, so this is the cost of HTTP + one
+actor hop in this stack.
 """
 
 import json
 import sys
 
-from klein import Klein
 from twisted.internet import defer, reactor
 
 from coreactors.actors.dispatcher import Dispatcher, PooledActor
+from coreactors.http.routing import RoutingKlein
 from coreactors.service import QuietSite, tune_interpreter
 
 
@@ -26,7 +27,7 @@ class EchoActor(PooledActor):
 
 
 class Ceiling:
-    app = Klein()
+    app = RoutingKlein()
 
     def __init__(self):
         self.actors = {}

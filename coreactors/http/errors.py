@@ -10,13 +10,13 @@ Bodies are written with an explicit ``Content-Length`` so Twisted does not switc
 transfer encoding (see ``reference/actors-and-twisted.md``, "Structural limits").
 """
 
-import json
 import math
 from typing import Any, Dict, Optional
 
 from twisted.web.iweb import IRequest
 
 from coreactors import RASA_CORE_VERSION
+from coreactors.compact_json import compact_encoder
 
 JSON_CONTENT_TYPE = b"application/json"
 
@@ -65,17 +65,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError("{} is not JSON serialisable".format(type(value).__name__))
 
 
-# Configured once: json.dumps with any option builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default, allow_nan=False)
+_encode = compact_encoder(default=_json_default, allow_nan=False)
 
 
 def dump_json(value: Any) -> bytes:
     """Compact JSON, as the original server wrote it; always valid JSON (a NaN or infinite
     number, which JSON cannot express, is written as null)."""
     try:
-        text = _ENCODER.encode(value)
+        text = _encode(value)
     except ValueError:
-        text = _ENCODER.encode(_finite(value))
+        text = _encode(_finite(value))
     return text.encode("utf-8")
 
 

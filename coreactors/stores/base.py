@@ -15,9 +15,10 @@ store already closed, an event that cannot be encoded) surfaces as ``StoreError`
 another exception type, so the HTTP layer has exactly one thing to turn into a 503.
 """
 
-import json
 import logging
 from typing import Any, Callable, Dict, List, Optional
+
+from coreactors.compact_json import compact_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +139,7 @@ def check_sender_id(sender_id: str) -> str:
     return sender_id
 
 
-# Configured once: json.dumps with any option builds a new encoder on every call.
-_EVENT_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_encode = compact_encoder()
 
 
 def encode_event(sender_id: str, index: int, event: Dict[str, Any]) -> str:
@@ -150,7 +150,7 @@ def encode_event(sender_id: str, index: int, event: Dict[str, Any]) -> str:
     ASCII escapes are kept (the ``json`` default) because they make lone surrogates storable.
     """
     try:
-        return _EVENT_ENCODER.encode(event)
+        return _encode(event)
     except (TypeError, ValueError, RecursionError) as error:
         raise StoreError("event {} of conversation {!r} cannot be stored as JSON: {}".format(
             index, sender_id, error)) from error
