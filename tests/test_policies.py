@@ -3,6 +3,7 @@ neural, the ensemble and the policy configuration (Rasa Core test_policies P1-P8
 
 import copy
 import json
+import math
 import os
 
 import numpy as np
@@ -929,6 +930,22 @@ def test_ensemble_normalises(domain):
         after_greet(domain), domain)
     assert zeros == [0.0] * domain.num_actions
 
+
+
+def test_ensemble_normalising_skips_nan_and_keeps_sums_of_one(domain):
+    tracker = after_greet(domain)
+    with_nan = {"utter_greet": 0.5, "utter_default": float("nan"), "utter_goodbye": 0.25}
+    probabilities, _ = PolicyEnsemble([FixedPolicy(with_nan)]).probabilities_using_best_policy(
+        tracker, domain)
+    assert probabilities[domain.index_for_action("utter_greet")] == pytest.approx(2 / 3)
+    assert probabilities[domain.index_for_action("utter_goodbye")] == pytest.approx(1 / 3)
+    assert math.isnan(probabilities[domain.index_for_action("utter_default")])
+    # Already summing to one: the very same numbers come back.
+    exact = {"utter_greet": 0.1, "utter_default": 0.2, "utter_goodbye": 0.7}
+    assert sum(exact.values()) == 1.0
+    probabilities, _ = PolicyEnsemble([FixedPolicy(exact)]).probabilities_using_best_policy(
+        tracker, domain)
+    assert [probabilities[domain.index_for_action(a)] for a in exact] == [0.1, 0.2, 0.7]
 
 def test_ensemble_fallback_wins_when_nobody_is_sure(domain, trackers):
     memo = MemoizationPolicy(max_history=3)

@@ -1040,6 +1040,33 @@ def test_last_states_match_past_states(events_name, form_domain):
         assert tracker.last_states(n) == expected, n
 
 
+@pytest.mark.parametrize("events_name", ["worked", "happy", "rejected", "happy_open",
+                                         "just_rejected"])
+def test_last_windows_are_padded_past_states_event_after_event(events_name, form_domain):
+    events = {"worked": worked_example(), "happy": form_happy_path(),
+              "rejected": form_rejected_path(), "happy_open": form_happy_path()[:7],
+              "just_rejected": form_rejected_path()[:8]}[events_name]
+    tracker = DialogueStateTracker("x", form_domain)
+    for event in events:
+        tracker.update(event)
+        past = tracker.past_states()
+        for n in (0, 1, 3, 5, len(past) + 2):
+            expected = tuple([None] * (n - len(past)) + past[-n:]) if n > 0 else ()
+            assert tracker.last_window(n) == expected, (event, n)
+            assert tracker.last_window(n) is tracker.last_window(n)  # remembered
+
+
+def test_a_domain_switch_forgets_remembered_states(domain):
+    tracker = DialogueStateTracker.from_events("conv1", worked_example()[:3], domain)
+    before = tracker.last_window(3)
+    other = Domain.from_yaml(DOMAIN_YAML.replace("  - greet\n", "  - greet\n  - hello\n", 1))
+    switched = tracker.switch_domain(other)
+    assert switched is tracker  # no replay: nothing mentions "hello"
+    replayed = DialogueStateTracker.from_events("conv1", worked_example()[:3], other)
+    assert switched.last_window(3) == replayed.last_window(3)
+    assert switched.last_window(3) is not before
+
+
 def test_training_examples_label_each_recorded_state(domain):
     tracker = DialogueStateTracker.from_events("conv1", worked_example(), domain)
     states, actions = tracker.training_examples()

@@ -56,6 +56,9 @@ class DialogueStateTracker:
         self._mentions: Set[Tuple[str, str]] = set()
         self._replaying = False
         self._state_cache: Optional[State] = None
+        # Windows of past states asked for since the last event, by length: every policy of
+        # a prediction asks for the same one.
+        self._windows: Dict[int, Tuple[Optional[State], ...]] = {}
         self._reset()
 
     # ----------------------------------------------------------------- building
@@ -139,6 +142,7 @@ class DialogueStateTracker:
             self.slots = {name: kept[name] if ("slot", name) not in changes and name in kept
                           else fresh for name, fresh in domain.fresh_slots().items()}
         self.domain = domain
+        self._forget_states()
         return self
 
     # ----------------------------------------------------------------- state changes
@@ -150,7 +154,12 @@ class DialogueStateTracker:
         event.apply_to(self)
         if isinstance(event, Form):
             self._on_form_event(event)
+        self._forget_states()
+
+    def _forget_states(self) -> None:
         self._state_cache = None
+        if self._windows:
+            self._windows = {}
 
     def _reset(self) -> None:
         """Back to the initial state; events are kept."""
@@ -281,6 +290,16 @@ class DialogueStateTracker:
         tail = [s for s, _ in self._held] + [self._current_state()]
         missing = n - len(tail)
         return (self._states[-missing:] + tail) if missing > 0 else tail[-n:]
+
+    def last_window(self, n: int) -> Tuple[Optional[State], ...]:
+        """The last ``n`` past states, padded in front with None to ``n`` (what policies with
+        a history of ``n`` look at); remembered until the next event."""
+        window = self._windows.get(n)
+        if window is None:
+            states = self.last_states(n)
+            window = self._windows[n] = tuple([None] * (n - len(states)) + states) \
+                if n > 0 else ()
+        return window
 
     def training_examples(self) -> Tuple[List[State], List[Tuple[str, bool]]]:
         """The recorded states and, for each, the action taken in it and whether a policy

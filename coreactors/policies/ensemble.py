@@ -176,8 +176,10 @@ class PolicyEnsemble:
             # Listening right after the user spoke means nobody knew what to do.
             best = self._fallback.fallback_scores(domain)
             best_index = self.policies.index(self._fallback)
-        total = sum(p for p in best if p == p)
-        if total > 0:
+        total = sum(best)
+        if total != total:  # a NaN somewhere: the others still count
+            total = sum(p for p in best if p == p)
+        if total > 0 and total != 1.0:  # x / 1.0 is x: most answers are already normalised
             best = [p / total for p in best]
         return best, self.policy_names[best_index]
 

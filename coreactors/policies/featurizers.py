@@ -109,8 +109,7 @@ class TrackerFeaturizer:
         return windows, labels
 
     def prediction_window(self, tracker: DialogueStateTracker) -> Window:
-        length = self.window_length()
-        return self.slice(tracker.last_states(length), length)
+        return tracker.last_window(self.window_length())
 
     def as_dict(self) -> Dict[str, Any]:
         return {"name": self.name, "max_history": self.max_history,
