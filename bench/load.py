@@ -3,11 +3,13 @@
 Prints, for a moodbot model served by ``python -m coreactors.run``:
   1. webhook turns/s and p50/p99 latency with 16 keep-alive connections on distinct senders;
   2. in the same run, the turns/s of a bare Klein route that only hops through one actor (the
-     stack's ceiling, bench/ceiling_server.py) and the ratio of the two;
+     stack's ceiling, bench/ceiling_server.py) and the ratio of the two, both measured in
+     alternating windows;
   3. the turn rate around turn 10 and around turn 2,000 of one long conversation;
   4. RSS and live threads of the server after N distinct conversations (default 100,000).
 
-    .venv/bin/python bench/load.py [--data ../shared/data] [--seconds 8] [--conversations 100000]
+    .venv/bin/python bench/load.py [--data ../shared/data] [--seconds 8] [--windows 4]
+                                   [--conversations 100000]
 
 The client is this script: asyncio, raw HTTP/1.1 keep-alive, no dependencies.
 """
@@ -174,6 +176,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--windows", type=int, default=4,
+                        help="alternating webhook/ceiling windows the seconds are cut into")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--conversations", type=int, default=100000)
     parser.add_argument("--max-actors", type=int, default=2000)
@@ -210,26 +214,40 @@ def main() -> int:
                 return message_body("load-{}".format(index),
                                     MOOD_CONVERSATION[i % len(MOOD_CONVERSATION)])
 
-            # Warm up (actors started, caches warm), then measure.
+            # Warm up (actors started, caches warm), then measure the webhook and the ceiling
+            # in alternating windows: this machine's speed drifts by 10-30% within seconds,
+            # so two runs one after the other would put the drift into their ratio.
             asyncio.run(load(port, lambda c, i: "/webhooks/rest/webhook", webhook_body,
                              args.connections, 1.0))
-            turns, latencies, errors = asyncio.run(load(
-                port, lambda c, i: "/webhooks/rest/webhook", webhook_body, args.connections,
-                args.seconds))
+            asyncio.run(load(ceiling_port, lambda c, i: "/hop/c{}".format(c),
+                             lambda c, i: b"{}", args.connections, 1.0))
+            window = args.seconds / args.windows
+            turns = hops = errors = 0
+            latencies: List[float] = []
+            hop_latencies: List[float] = []
+            ratios: List[float] = []
+            for _ in range(args.windows):
+                done, times, failed = asyncio.run(load(
+                    port, lambda c, i: "/webhooks/rest/webhook", webhook_body, args.connections,
+                    window))
+                hopped, hop_times, _ = asyncio.run(load(
+                    ceiling_port, lambda c, i: "/hop/c{}".format(c), lambda c, i: b"{}",
+                    args.connections, window))
+                turns, hops, errors = turns + done, hops + hopped, errors + failed
+                latencies += times
+                hop_latencies += hop_times
+                ratios.append(done / hopped if hopped else 0.0)
             rate = turns / args.seconds
+            hop_rate = hops / args.seconds
             print("webhook:  {:8.0f} turns/s  p50 {:6.2f} ms  p99 {:6.2f} ms  errors {}".format(
                 rate, 1000 * percentile(latencies, 0.5), 1000 * percentile(latencies, 0.99),
                 errors))
-            asyncio.run(load(ceiling_port, lambda c, i: "/hop/c{}".format(c),
-                             lambda c, i: b"{}", args.connections, 1.0))
-            hops, hop_latencies, _ = asyncio.run(load(
-                ceiling_port, lambda c, i: "/hop/c{}".format(c), lambda c, i: b"{}",
-                args.connections, args.seconds))
-            hop_rate = hops / args.seconds
             print("ceiling:  {:8.0f} hops/s   p50 {:6.2f} ms  p99 {:6.2f} ms".format(
                 hop_rate, 1000 * percentile(hop_latencies, 0.5),
                 1000 * percentile(hop_latencies, 0.99)))
-            print("ratio webhook / ceiling: {:.2f}".format(rate / hop_rate if hop_rate else 0))
+            print("ratio webhook / ceiling: {:.2f} (median of {} alternating {:.1f} s windows; "
+                  "{:.2f}-{:.2f})".format(statistics.median(ratios), args.windows, window,
+                                         min(ratios), max(ratios)))
 
             async def long_conversation() -> Tuple[List[float], List[float]]:
                 """Turn times around turn 10 (of fresh conversations) and around turn 2,000.

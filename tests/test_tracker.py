@@ -1056,6 +1056,33 @@ def test_last_windows_are_padded_past_states_event_after_event(events_name, form
             assert tracker.last_window(n) is tracker.last_window(n)  # remembered
 
 
+def test_states_read_between_events_never_go_stale(domain, form_domain):
+    """A tracker whose states are read after every event (as predictions do) records the same
+    history as one nobody reads, rewinds, undos and restarts included."""
+    conversations = [
+        (domain, worked_example()),
+        (domain, [listen(), user("greet"), act("my_action_1"), listen(), user("bye"),
+                  act("my_action_2"), listen(), UserUtteranceReverted(), act("utter_greet"),
+                  listen()]),
+        (domain, [listen(), user("greet"), act("utter_greet"), SlotSet("name", "Joe"),
+                  act("my_action"), ActionReverted(), act("utter_greet"), listen()]),
+        (domain, [listen(), user("greet"), act("utter_greet"), Restarted(), listen(),
+                  user("bye"), act("utter_greet")]),
+        (form_domain, form_happy_path()), (form_domain, form_rejected_path()),
+    ]
+    for d, events in conversations:
+        read, unread = DialogueStateTracker("x", d), DialogueStateTracker("x", d)
+        for event in events:
+            read.update(event)
+            unread.update(event)
+            read.past_states()
+            read.last_window(3)
+        assert read.training_examples() == unread.training_examples()
+        assert read.past_states() == unread.past_states()
+        assert read.last_window(3) == \
+            DialogueStateTracker.from_events("x", events, d).last_window(3)
+
+
 def test_a_domain_switch_forgets_remembered_states(domain):
     tracker = DialogueStateTracker.from_events("conv1", worked_example()[:3], domain)
     before = tracker.last_window(3)

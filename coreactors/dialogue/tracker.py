@@ -55,9 +55,10 @@ class DialogueStateTracker:
         # a new domain that differs in none of them reads this conversation the same way.
         self._mentions: Set[Tuple[str, str]] = set()
         self._replaying = False
+        # The current state and the windows of past states (by length) asked for since the
+        # last change: every policy of a prediction asks for the same ones. Only events
+        # change them: _apply, _reset and switch_domain forget them.
         self._state_cache: Optional[State] = None
-        # Windows of past states asked for since the last event, by length: every policy of
-        # a prediction asks for the same one.
         self._windows: Dict[int, Tuple[Optional[State], ...]] = {}
         self._reset()
 
@@ -149,7 +150,7 @@ class DialogueStateTracker:
 
     def _apply(self, event: Event) -> None:
         if isinstance(event, ActionExecuted):
-            self._state_cache = None
+            # The state the action was chosen in: usually the one its prediction just read.
             self._record_state_before(event)
         event.apply_to(self)
         if isinstance(event, Form):
@@ -163,6 +164,7 @@ class DialogueStateTracker:
 
     def _reset(self) -> None:
         """Back to the initial state; events are kept."""
+        self._forget_states()
         self._reset_slots()
         self.paused = False
         self.latest_action_name: Optional[str] = None
@@ -233,7 +235,6 @@ class DialogueStateTracker:
     # ----------------------------------------------------------------- states for policies
 
     def _current_state(self) -> State:
-        # State only changes through events (_apply clears this), and every policy asks for it.
         if self._state_cache is None:
             self._state_cache = frozenset(self.domain.state_of(
                 self._feature_message.parse_data, self.slots, self.latest_action_name,
