@@ -2,12 +2,12 @@
 
     python bench/ceiling_server.py PORT
 
-POST /hop/<sender> sends the request body to one actor per sender, which answers at once
-through callFromThread; no dialogue work, no store. The actors run as the server's conversation
-actors do (pykka actors on coreactors' dispatcher), the site and the Klein routing are the
-server's (its request and connection classes, no access log as with ``--quiet``, routes matched
-once) and the interpreter is tuned as the server tunes it, so this is the cost of HTTP + one
-actor hop in this stack.
+POST /hop/<sender> sends the request body to one actor per sender, which answers at once; no
+dialogue work, no store. Everything else is the server's: the actors run as conversation actors
+do (pykka actors on coreactors' dispatcher) and answer through the same reply bridge; the site
+and the Klein routing are the server's (its request and connection classes, no access log as
+with ``--quiet``, routes matched once); the interpreter is tuned as the server tunes it. So this
+is the cost of HTTP + one actor hop in this stack.
 """
 
 import json
@@ -15,6 +15,7 @@ import sys
 
 from twisted.internet import defer, reactor
 
+from coreactors.actors.conversation import Reply, ReplyBridge
 from coreactors.actors.dispatcher import Dispatcher, PooledActor
 from coreactors.http.routing import RoutingKlein
 from coreactors.service import QuietSite, tune_interpreter
@@ -22,8 +23,8 @@ from coreactors.service import QuietSite, tune_interpreter
 
 class EchoActor(PooledActor):
     def on_receive(self, message):
-        payload, deferred = message
-        reactor.callFromThread(deferred.callback, [{"recipient_id": payload, "text": "ok"}])
+        payload, reply = message
+        reply.succeed([{"recipient_id": payload, "text": "ok"}])
 
 
 class Ceiling:
@@ -32,6 +33,7 @@ class Ceiling:
     def __init__(self):
         self.actors = {}
         self.dispatcher = Dispatcher().start()
+        self.replies = ReplyBridge(reactor.callFromThread)
 
     @app.route("/hop/<sender>", methods=["POST"])
     def hop(self, request, sender):
@@ -40,7 +42,7 @@ class Ceiling:
         if actor is None:
             actor = self.actors[sender] = EchoActor.start(self.dispatcher)
         deferred = defer.Deferred()
-        actor.tell((sender, deferred))
+        actor.tell((sender, Reply(deferred, self.replies)))
 
         def write(result):
             body = json.dumps(result).encode()

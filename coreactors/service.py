@@ -122,16 +122,17 @@ def tune_interpreter() -> None:
     # Actor threads and the reactor share the GIL. A shorter switch interval lets the reactor
     # take the GIL back from a busy actor sooner (the default 5 ms shows up as tail latency).
     sys.setswitchinterval(0.0005)
-    # The collector's pauses are the server's longest. Every request leaves about 40 objects
-    # in reference cycles (Klein's and werkzeug's per-request closures), which only the
-    # collector frees; the dialogue code leaves none. A young pass costs in proportion to the
-    # young objects, and far more per object once they have left the CPU cache: with a
-    # threshold of 200,000 each pass stopped the server for ~200 ms every few seconds
-    # (bench/load.py, gc.callbacks), with 5,000 each pass takes 1-5 ms and the passes take
-    # a third less time in all. Trackers' long-lived objects pass through the middle
-    # generation (a pass every 10 young ones, ~10 ms) to the old one, whose full passes
-    # CPython also holds back until it has grown by a quarter. Objects loaded so far (model,
-    # code) are never garbage: frozen, so no pass looks at them.
+    # The collector's pauses are the server's longest. Every request leaves about 14 objects
+    # in a reference cycle (Klein's per-request error handler refers to itself; what the
+    # request held is dropped in APIRequest._cleanup), which only the collector frees, and
+    # every turn adds ~25 long-lived objects to its tracker. A young pass costs in
+    # proportion to the young objects, and far more per object once they have left the CPU
+    # cache: with a threshold of 200,000 each pass stopped the server for ~200 ms every few
+    # seconds (bench/load.py, gc.callbacks), with 5,000 each pass takes 1-5 ms and the
+    # passes take a third less time in all. Trackers' long-lived objects pass through the
+    # middle generation (a pass every 10 young ones, ~10 ms) to the old one, whose full
+    # passes CPython also holds back until it has grown by a quarter. Objects loaded so far
+    # (model, code) are never garbage: frozen, so no pass looks at them.
     gc.freeze()
     gc.set_threshold(5_000, 10, 100)
 
