@@ -11,6 +11,7 @@ from collections import defaultdict
 import pytest
 
 from coreactors.dialogue.domain import Domain
+from coreactors.dialogue.events import ActionExecuted
 from coreactors.dialogue.stories import read_story_file
 from coreactors.dialogue.tracker import DialogueStateTracker
 from coreactors.model import Model
@@ -83,6 +84,17 @@ def test_bot_trains_and_recalls_its_stories(name, tmp_path):
         assert failed == set()
         assert result.story_accuracy == 1.0
     assert result.report.accuracy >= 0.95
+    # The ensemble remembered its decisions while evaluating: each is the one it makes afresh.
+    ensemble = model.policy_ensemble
+    asked = 0
+    for tracker in generate_trackers(read_story_file(stories_path), model.domain, 0)[:40]:
+        for i, event in enumerate(tracker.events):
+            if isinstance(event, ActionExecuted):
+                prefix = DialogueStateTracker.from_events("x", tracker.events[:i], model.domain)
+                fresh = ensemble._decide(prefix.copy(), model.domain)
+                assert ensemble.probabilities_using_best_policy(prefix, model.domain) == fresh
+                asked += 1
+    assert asked >= 10
 
 
 @needs_shared

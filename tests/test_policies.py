@@ -27,7 +27,7 @@ from coreactors.policies.form import FormPolicy
 from coreactors.policies.mapping import MappingPolicy
 from coreactors.policies.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
 from coreactors.policies.neural import NeuralPolicy
-from coreactors.policies.policy import Policy
+from coreactors.policies.policy import Policy, keys_predictions
 from coreactors.training.generator import generate_trackers
 
 DOMAIN_YAML = """
@@ -1091,3 +1091,162 @@ def test_invalid_policy_configs(tmp_path, text):
 def test_missing_policy_config_file(tmp_path):
     with pytest.raises(InvalidPolicyConfig):
         load_policy_config(str(tmp_path / "missing.yml"))
+
+
+# --------------------------------------------------------------------------- remembered decisions
+
+def _situations(domain, trackers):
+    """Trackers at every point a policy is asked, plus variations the stories lack: unsure
+    NLU (for fallback), a rejected action, after the fallback action, a mapped intent."""
+    result = [prefix for tracker in trackers for prefix, _ in prefixes_before_actions(tracker)]
+    for confidence in (0.1, 0.29, 0.3, 0.9):
+        result.append(tracker_of(domain, listen(), user("greet", confidence)))
+        result.append(tracker_of(domain, listen(), user("default", confidence), act("utter_default")))
+    result.append(tracker_of(domain, listen(), user("greet"), ActionExecutionRejected("utter_greet")))
+    result.append(tracker_of(domain, listen(), user("greet"), act("action_default_fallback")))
+    if domain.intent_properties.get("mood_great"):
+        result.append(tracker_of(domain, listen(), user("mood_great")))
+        result.append(tracker_of(domain, listen(), user("mood_great"), act("utter_happy")))
+    return result
+
+
+KEYED_FACTORIES = [
+    ("memoization", lambda: MemoizationPolicy(max_history=3), "plain"),
+    ("neural", neural, "plain"),
+    ("fallback", lambda: FallbackPolicy(nlu_threshold=0.3, core_threshold=0.2), "plain"),
+    ("mapping", MappingPolicy, "plain"),
+    ("form", FormPolicy, "form"),
+]
+
+
+@pytest.mark.parametrize("name,factory,setup", KEYED_FACTORIES, ids=[f[0] for f in KEYED_FACTORIES])
+def test_equal_prediction_keys_mean_equal_predictions(name, factory, setup, domain, form_domain,
+                                                      trackers, form_trackers):
+    d, t = (domain, trackers) if setup == "plain" else (form_domain, form_trackers)
+    policy = factory()
+    policy.train(t, d)
+    assert keys_predictions(policy)
+    seen = {}
+    keyed = 0
+    for tracker in _situations(d, t):
+        key = policy.prediction_key(tracker)
+        if key is None:
+            continue
+        keyed += 1
+        prediction = policy.predict_action_probabilities(tracker, d)
+        if key in seen:
+            assert seen[key] == prediction, key
+        seen[key] = prediction
+    assert keyed > len(seen) > 1 or name == "form"  # keys repeat, and tell situations apart
+
+
+def test_only_classes_whose_key_covers_their_behaviour_key_predictions():
+    class NewPrediction(MemoizationPolicy):
+        def predict_action_probabilities(self, tracker, domain):
+            return [1.0] * domain.num_actions
+
+    class NewRecall(FallbackPolicy):
+        def fallback_scores(self, domain, score=1.0):
+            return [score] * domain.num_actions
+
+    class KeyedAgain(NewPrediction):
+        def prediction_key(self, tracker):
+            return ()
+
+    assert all(keys_predictions(p) for p in (MemoizationPolicy(), NeuralPolicy(),
+                                               FallbackPolicy(), FormPolicy(), MappingPolicy()))
+    for policy in (AugmentedMemoizationPolicy(), TwoStageFallbackPolicy(), NewPrediction(),
+                   NewRecall(), FixedPolicy()):
+        assert not keys_predictions(policy), type(policy).__name__
+    assert keys_predictions(KeyedAgain())
+
+
+class _Counting(Policy):
+    """Wraps a policy, counting its predictions; keyed like the wrapped one."""
+
+    uses_featurizer = False
+
+    def __init__(self, inner):
+        super().__init__(None, inner.priority)
+        self.inner = inner
+        self.calls = 0
+
+    def standard_featurizer(self):
+        return None
+
+    def predict_action_probabilities(self, tracker, domain):
+        self.calls += 1
+        return self.inner.predict_action_probabilities(tracker, domain)
+
+    def prediction_key(self, tracker):
+        return self.inner.prediction_key(tracker)
+
+
+def _keyed_ensemble(domain, trackers):
+    policies = [neural(), FallbackPolicy(nlu_threshold=0.3, core_threshold=0.2),
+                MemoizationPolicy(max_history=3), MappingPolicy(), FormPolicy()]
+    for policy in policies:
+        policy.train(trackers, domain)
+    return PolicyEnsemble([_Counting(p) for p in policies])
+
+
+def test_the_ensemble_remembers_decisions_equal_to_fresh_ones(domain, trackers):
+    ensemble = _keyed_ensemble(domain, trackers)
+    situations = _situations(domain, trackers)
+    for tracker in situations:
+        assert ensemble.probabilities_using_best_policy(tracker, domain) == \
+            ensemble._decide(tracker, domain)
+    asked = sum(p.calls for p in ensemble.policies)
+    for tracker in situations:
+        again = ensemble.probabilities_using_best_policy(tracker, domain)
+        assert again == ensemble._decide(tracker, domain)
+    # The second round's fresh decisions asked each policy once per situation; the
+    # remembered ones asked nobody.
+    assert sum(p.calls for p in ensemble.policies) == asked + len(situations) * 5
+    answer, _ = ensemble.probabilities_using_best_policy(situations[0], domain)
+    answer[0] = 42.0  # a caller changing its answer changes nothing remembered
+    assert ensemble.probabilities_using_best_policy(situations[0], domain)[0][0] != 42.0
+
+
+def test_the_ensemble_forgets_decisions_when_trained_or_asked_about_another_domain(
+        domain, trackers):
+    ensemble = _keyed_ensemble(domain, trackers)
+    tracker = tracker_of(domain, listen(), user("greet"))
+    ensemble.probabilities_using_best_policy(tracker, domain)
+    calls = sum(p.calls for p in ensemble.policies)
+    ensemble.probabilities_using_best_policy(tracker, domain)
+    assert sum(p.calls for p in ensemble.policies) == calls
+    other = Domain.from_yaml(DOMAIN_YAML)
+    ensemble.probabilities_using_best_policy(tracker_of(other, listen(), user("greet")), other)
+    assert sum(p.calls for p in ensemble.policies) == calls + 5
+    for _ in range(2):  # back to the first domain: decided afresh once, then remembered
+        ensemble.probabilities_using_best_policy(tracker, domain)
+    assert sum(p.calls for p in ensemble.policies) == calls + 10
+    ensemble.continue_training(trackers, domain)
+    ensemble.probabilities_using_best_policy(tracker, domain)
+    assert sum(p.calls for p in ensemble.policies) == calls + 15
+    ensemble.train(trackers, domain)
+    ensemble.probabilities_using_best_policy(tracker, domain)
+    assert sum(p.calls for p in ensemble.policies) == calls + 20
+
+
+def test_an_unkeyed_policy_or_an_active_form_means_nothing_is_remembered(
+        domain, trackers, form_domain, form_trackers):
+    memo, augmented = MemoizationPolicy(max_history=3), AugmentedMemoizationPolicy(max_history=3)
+    memo.train(trackers, domain)
+    augmented.train(trackers, domain)
+    unkeyed = PolicyEnsemble([_Counting(memo), augmented])
+    tracker = tracker_of(domain, listen(), user("greet"))
+    for _ in range(3):
+        unkeyed.probabilities_using_best_policy(tracker, domain)
+    assert unkeyed.policies[0].calls == 3
+    form_policy, form_memo = FormPolicy(), MemoizationPolicy(max_history=3)
+    form_policy.train(form_trackers, form_domain)
+    form_memo.train(form_trackers, form_domain)
+    form = _Counting(form_policy)
+    with_form = PolicyEnsemble([form, _Counting(form_memo)])
+    active = tracker_of(form_domain, listen(), user("start_form"), act("some_form"),
+                        Form("some_form"), listen(), user("inform"))
+    for _ in range(3):
+        with_form.probabilities_using_best_policy(active, form_domain)
+    assert form.calls == 3

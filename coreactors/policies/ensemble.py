@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import platform
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple, Type
 
 import yaml
 
@@ -25,11 +25,14 @@ from coreactors.policies.form import FormPolicy
 from coreactors.policies.mapping import MappingPolicy
 from coreactors.policies.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
 from coreactors.policies.neural import NeuralPolicy
-from coreactors.policies.policy import Policy
+from coreactors.policies.policy import Policy, keys_predictions
 
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "policy_metadata.json"
+# Decisions an ensemble remembers per domain (see probabilities_using_best_policy); when full
+# it starts over.
+DECISIONS_REMEMBERED = 20000
 
 POLICY_CLASSES: Dict[str, Type[Policy]] = {
     cls.name: cls for cls in (MemoizationPolicy, AugmentedMemoizationPolicy, NeuralPolicy,
@@ -130,6 +133,11 @@ class PolicyEnsemble:
         self.policy_names = ["policy_{}_{}".format(i, type(p).__name__)
                              for i, p in enumerate(self.policies)]
         self._fallback = next((p for p in self.policies if isinstance(p, FallbackPolicy)), None)
+        # Decisions remembered by what every policy's prediction depends on (prediction_key),
+        # for one domain at a time; only when every policy can say what that is.
+        self._keyed = all(keys_predictions(p) for p in self.policies)
+        self._decisions: Tuple[Optional[Domain], Dict[Hashable, Tuple[Tuple[float, ...],
+                                                                       Optional[str]]]] = (None, {})
 
     def check_domain(self, domain: Domain) -> None:
         if domain.form_names and not any(isinstance(p, FormPolicy) for p in self.policies):
@@ -145,15 +153,55 @@ class PolicyEnsemble:
                 policy.progress = progress
             policy.train(trackers, domain)
         self.metadata = {"trained_at": datetime.datetime.now().strftime("%Y%m%d-%H%M%S")}
+        self.forget_decisions()
 
     def continue_training(self, trackers: Sequence[DialogueStateTracker], domain: Domain,
                           **kwargs: Any) -> None:
         for policy in self.policies:
             policy.continue_training(trackers, domain, **kwargs)
+        self.forget_decisions()
+
+    def forget_decisions(self) -> None:
+        """Drops remembered decisions; needed after training a policy of this ensemble other
+        than through ``train`` or ``continue_training``."""
+        self._decisions = (None, {})
 
     def probabilities_using_best_policy(self, tracker: DialogueStateTracker, domain: Domain
                                         ) -> Tuple[List[float], Optional[str]]:
-        """The winning policy's probabilities (normalised) and its name."""
+        """The winning policy's probabilities (normalised) and its name.
+
+        Conversations keep coming back to the same situations; a decision is remembered under
+        everything it depends on (each policy's prediction_key, the rejected action, the
+        latest action), up to DECISIONS_REMEMBERED per domain."""
+        key = self._decision_key(tracker) if self._keyed else None
+        if key is None:
+            return self._decide(tracker, domain)
+        remembered_for, decisions = self._decisions
+        if remembered_for is not domain:
+            decisions = {}
+            self._decisions = (domain, decisions)
+        known = decisions.get(key)
+        if known is None:
+            probabilities, name = self._decide(tracker, domain)
+            if len(decisions) >= DECISIONS_REMEMBERED:
+                decisions.clear()
+            decisions[key] = (tuple(probabilities), name)
+            return probabilities, name
+        return list(known[0]), known[1]
+
+    def _decision_key(self, tracker: DialogueStateTracker) -> Optional[Hashable]:
+        keys = []
+        for policy in self.policies:
+            key = policy.prediction_key(tracker)
+            if key is None:
+                return None
+            keys.append(key)
+        last = tracker.events[-1] if tracker.events else None
+        rejected = last.action_name if isinstance(last, ActionExecutionRejected) else None
+        return rejected, tracker.latest_action_name, tuple(keys)
+
+    def _decide(self, tracker: DialogueStateTracker, domain: Domain
+                ) -> Tuple[List[float], Optional[str]]:
         rejected = None
         if tracker.events and isinstance(tracker.events[-1], ActionExecutionRejected):
             rejected = tracker.events[-1].action_name

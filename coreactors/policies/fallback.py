@@ -1,6 +1,6 @@
 """Fallback policies: act when the bot did not understand or does not know what to do."""
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Hashable, List, Optional, Sequence
 
 from coreactors.dialogue.domain import (
     ACTION_DEFAULT_ASK_AFFIRMATION_NAME, ACTION_DEFAULT_ASK_REPHRASE_NAME,
@@ -53,6 +53,11 @@ class FallbackPolicy(Policy):
         if self.should_nlu_fallback(nlu_confidence(tracker), tracker.latest_action_name):
             return self.fallback_scores(domain)
         return self.fallback_scores(domain, self.core_threshold)
+
+    key_covers = ("predict_action_probabilities", "should_nlu_fallback", "fallback_scores")
+
+    def prediction_key(self, tracker: DialogueStateTracker) -> Optional[Hashable]:
+        return tracker.latest_action_name, nlu_confidence(tracker)
 
     settings_file = "fallback_policy.json"
 

@@ -6,7 +6,7 @@ situation as an interruption (an "unhappy path"), the policy steps aside: it tur
 validation for its next run and lets the other policies choose what to do.
 """
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Hashable, List, Optional, Sequence
 
 from coreactors.dialogue.domain import (
     ACTION_LISTEN_NAME, ACTIVE_FORM_PREFIX, PREV_PREFIX, Domain)
@@ -71,6 +71,10 @@ class FormPolicy(MemoizationPolicy):
     def _is_unhappy(self, tracker: DialogueStateTracker, form: str) -> bool:
         window = self.featurizer.prediction_window(tracker)
         return self.lookup.get(_unhappy_key(window)) == form
+
+    def prediction_key(self, tracker: DialogueStateTracker) -> Optional[Hashable]:
+        # Without an active form it predicts nothing; with one it may change the tracker.
+        return None if tracker.active_form.get("name") else ()
 
     def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain
                                      ) -> List[float]:

@@ -1,6 +1,6 @@
 """The mapping policy: intents that always trigger one action (``triggers:`` in the domain)."""
 
-from typing import List, Optional
+from typing import Hashable, List, Optional
 
 from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain
 from coreactors.dialogue.tracker import DialogueStateTracker
@@ -29,6 +29,9 @@ class MappingPolicy(Policy):
 
     def standard_featurizer(self) -> None:
         return None
+
+    def prediction_key(self, tracker: DialogueStateTracker) -> Optional[Hashable]:
+        return (tracker.latest_message.intent or {}).get("name"), tracker.latest_action_name
 
     def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain
                                      ) -> List[float]:

@@ -9,7 +9,7 @@ matches after an unrelated earlier turn.
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Set
 
 from coreactors.dialogue.domain import Domain
 from coreactors.dialogue.events import ActionExecuted
@@ -91,6 +91,11 @@ class MemoizationPolicy(Policy):
 
     def recall(self, tracker: DialogueStateTracker, domain: Domain) -> Optional[str]:
         return self.lookup.get(self.featurizer.prediction_window(tracker))
+
+    key_covers = ("predict_action_probabilities", "recall")
+
+    def prediction_key(self, tracker: DialogueStateTracker) -> Optional[Hashable]:
+        return self.is_enabled, self.featurizer.prediction_window(tracker)
 
     def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain
                                      ) -> List[float]:

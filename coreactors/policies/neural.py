@@ -7,7 +7,7 @@ memoization has nothing to say. Written in numpy; training is deterministic for 
 
 import logging
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence
 
 import numpy as np
 
@@ -103,6 +103,9 @@ class NeuralPolicy(Policy):
             if len(cache[2]) < PREDICTION_CACHE_SIZE:
                 cache[2][window] = known
         return list(known)
+
+    def prediction_key(self, tracker: DialogueStateTracker) -> Optional[Hashable]:
+        return self.network, self.featurizer.prediction_window(tracker)
 
     def _settings(self) -> Dict[str, Any]:
         return {"priority": self.priority, "epochs": self.epochs,

@@ -2,7 +2,7 @@
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple, Type
 
 from coreactors.dialogue.domain import Domain
 from coreactors.dialogue.tracker import DialogueStateTracker
@@ -43,6 +43,17 @@ class Policy:
                           **kwargs: Any) -> None:
         """Learns from more trackers (online learning); by default retrains on them."""
         self.train(trackers, domain)
+
+    # The methods whose behaviour prediction_key describes: a subclass overriding any of them
+    # without a prediction_key of its own gets none (see keys_predictions).
+    key_covers: Tuple[str, ...] = ("predict_action_probabilities",)
+
+    def prediction_key(self, tracker: DialogueStateTracker) -> Optional[Hashable]:
+        """Everything about ``tracker`` this policy's prediction depends on (its trained state
+        and the domain aside), as a hashable value: two trackers with equal keys get equal
+        predictions, so the ensemble can remember them. None: the policy cannot say (it
+        reads more of the conversation, or changes the tracker), and nothing is remembered."""
+        return None
 
     # Persistence: a folder with the featurizer and a JSON file of settings (``_settings``),
     # plus whatever a subclass adds in ``_persist_extra``.
@@ -86,6 +97,18 @@ class Policy:
 
     def __repr__(self) -> str:
         return "<{} priority={}>".format(type(self).__name__, self.priority)
+
+
+def keys_predictions(policy: Policy) -> bool:
+    """Whether ``policy``'s class describes its predictions with ``prediction_key``: the class
+    that defines prediction_key also defines (or inherits unchanged) every method it covers."""
+    owner = _defining_class(type(policy), "prediction_key")
+    return owner is not Policy and all(
+        issubclass(owner, _defining_class(type(policy), name)) for name in owner.key_covers)
+
+
+def _defining_class(cls: Type[Any], name: str) -> Type[Any]:
+    return next(c for c in cls.__mro__ if name in vars(c))
 
 
 def confidence_scores_for(action_name: str, value: float, domain: Domain) -> List[float]:
