@@ -1393,6 +1393,19 @@ def test_app_without_channels_has_no_webhooks(fake):
     assert_error(call(stub, "GET", "/webhooks/rest/"), 404)
 
 
+def serve_versions(site, transport, count, path=b"/version"):
+    """Sends ``count`` GET /version requests down one connection of ``site``; checks that
+    each was answered with the version. Returns the connection."""
+    channel = site.buildProtocol(None)
+    channel.makeConnection(transport)
+    for _ in range(count):
+        channel.dataReceived(b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answers = transport.value().split(b"HTTP/1.1 ")[1:]
+    assert [a.split(b" ")[0] for a in answers] == [b"200"] * count
+    assert all(b'"version"' in a for a in answers)
+    return channel
+
+
 def test_api_site_reads_the_connection_addresses_once_per_connection():
     from twisted.internet.testing import StringTransport
 
@@ -1410,16 +1423,8 @@ def test_api_site_reads_the_connection_addresses_once_per_connection():
             self.peer_reads += 1
             return super().getPeer()
 
-    app = CoreApp(FakeConversations())
-    site = APISite(app.resource())
-    channel = site.buildProtocol(None)
     transport = CountingTransport()
-    channel.makeConnection(transport)
-    for _ in range(3):
-        channel.dataReceived(b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    answers = transport.value().split(b"HTTP/1.1 ")[1:]
-    assert [a.split(b" ")[0] for a in answers] == [b"200"] * 3
-    assert all(b'"version"' in a for a in answers)
+    channel = serve_versions(APISite(CoreApp(FakeConversations()).resource()), transport, 3)
     assert transport.host_reads == 1
     assert transport.peer_reads == 1
     assert channel.getPeer() == transport.getPeer()

@@ -14,6 +14,7 @@ from werkzeug.routing import Map, RequestRedirect, Rule
 from coreactors.http import routing
 from coreactors.http.app import APIRequest, APISite, CoreApp
 from coreactors.http.routing import RememberingMap, RoutingKlein
+from test_http_api import serve_versions
 
 RULES = [
     ("/", "root", ["GET"]),
@@ -124,15 +125,9 @@ def test_the_memory_is_bounded_and_a_new_rule_forgets(monkeypatch):
 
 def test_klein_routes_the_app_through_a_remembering_map():
     assert isinstance(RoutingKlein().url_map, RememberingMap)
-    site = APISite(CoreApp(_Version()).resource())
     calls = count_matcher_calls(CoreApp.app.url_map)
-    channel = site.buildProtocol(None)
-    transport = StringTransport()
-    channel.makeConnection(transport)
-    for _ in range(4):
-        channel.dataReceived(b"GET /version?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    answers = transport.value().split(b"HTTP/1.1 ")[1:]
-    assert [a.split(b" ")[0] for a in answers] == [b"200"] * 4
+    serve_versions(APISite(CoreApp(_Version()).resource()), StringTransport(), 4,
+                   b"/version?x=1")
     assert len(calls) <= 1  # at most once (another test may have matched it already)
 
 

@@ -1027,12 +1027,16 @@ def test_form_event_features_the_message_before_the_form(form_domain):
     ]
 
 
+def _form_events(name):
+    return {"worked": worked_example(), "happy": form_happy_path(),
+            "rejected": form_rejected_path(), "happy_open": form_happy_path()[:7],
+            "just_rejected": form_rejected_path()[:8]}[name]
+
+
 @pytest.mark.parametrize("events_name", ["worked", "happy", "rejected", "happy_open",
                                          "just_rejected"])
 def test_last_states_match_past_states(events_name, form_domain):
-    events = {"worked": worked_example(), "happy": form_happy_path(),
-              "rejected": form_rejected_path(), "happy_open": form_happy_path()[:7],
-              "just_rejected": form_rejected_path()[:8]}[events_name]
+    events = _form_events(events_name)
     tracker = DialogueStateTracker.from_events("x", events, form_domain)
     past = tracker.past_states()
     for n in range(0, len(past) + 3):
@@ -1043,9 +1047,7 @@ def test_last_states_match_past_states(events_name, form_domain):
 @pytest.mark.parametrize("events_name", ["worked", "happy", "rejected", "happy_open",
                                          "just_rejected"])
 def test_last_windows_are_padded_past_states_event_after_event(events_name, form_domain):
-    events = {"worked": worked_example(), "happy": form_happy_path(),
-              "rejected": form_rejected_path(), "happy_open": form_happy_path()[:7],
-              "just_rejected": form_rejected_path()[:8]}[events_name]
+    events = _form_events(events_name)
     tracker = DialogueStateTracker("x", form_domain)
     for event in events:
         tracker.update(event)
