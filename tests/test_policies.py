@@ -1101,8 +1101,10 @@ def _situations(domain, trackers):
     result = [prefix for tracker in trackers for prefix, _ in prefixes_before_actions(tracker)]
     for confidence in (0.1, 0.29, 0.3, 0.9):
         result.append(tracker_of(domain, listen(), user("greet", confidence)))
-        result.append(tracker_of(domain, listen(), user("default", confidence), act("utter_default")))
-    result.append(tracker_of(domain, listen(), user("greet"), ActionExecutionRejected("utter_greet")))
+        result.append(tracker_of(domain, listen(), user("default", confidence),
+                                 act("utter_default")))
+    result.append(tracker_of(domain, listen(), user("greet"),
+                             ActionExecutionRejected("utter_greet")))
     result.append(tracker_of(domain, listen(), user("greet"), act("action_default_fallback")))
     if domain.intent_properties.get("mood_great"):
         result.append(tracker_of(domain, listen(), user("mood_great")))

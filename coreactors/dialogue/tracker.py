@@ -7,7 +7,7 @@ short one. Reverting events (rewind, undo) rebuilds the state by replaying the a
 
 import enum
 import logging
-from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Set, Tuple, Type
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Type
 
 from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain
 from coreactors.dialogue.events import (
@@ -41,6 +41,12 @@ class EventVerbosity(enum.Enum):
 
 def _empty_parse_data() -> Dict[str, Any]:
     return {"intent": {}, "entities": [], "text": None}
+
+
+def padded_window(states: Sequence[Optional[State]], n: int) -> Tuple[Optional[State], ...]:
+    """The last ``n`` of ``states``, padded in front with None to ``n``."""
+    window = list(states[-n:]) if n > 0 else []
+    return tuple([None] * (n - len(window)) + window)
 
 
 class DialogueStateTracker:
@@ -297,9 +303,7 @@ class DialogueStateTracker:
         a history of ``n`` look at); remembered until the next event."""
         window = self._windows.get(n)
         if window is None:
-            states = self.last_states(n)
-            window = self._windows[n] = tuple([None] * (n - len(states)) + states) \
-                if n > 0 else ()
+            window = self._windows[n] = padded_window(self.last_states(n), n)
         return window
 
     def training_examples(self) -> Tuple[List[State], List[Tuple[str, bool]]]:

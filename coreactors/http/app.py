@@ -492,10 +492,10 @@ class APIRequest(Request):
 
 class APIChannel(HTTPChannel):
     """An HTTP/1.1 connection that asks the kernel for its addresses once, not for every
-    request (each request reads them, Klein builds its URLs from the local one), and writes each answer with
-    one ``send()`` where it can (``EagerTransport``): every getsockname() and epoll_ctl call
-    lets the actor threads take the GIL from the reactor thread, which then waits to get it
-    back. (HTTP/2 needs TLS, which this server does not terminate.)"""
+    request (each request reads them, Klein builds its URLs from the local one), and writes
+    each answer with one ``send()`` where it can (``EagerTransport``): every getsockname() and
+    epoll_ctl call lets the actor threads take the GIL from the reactor thread, which then
+    waits to get it back. (HTTP/2 needs TLS, which this server does not terminate.)"""
 
     _host: Any = None
     _peer: Any = None

@@ -86,11 +86,10 @@ def _finite(value: Any) -> Any:
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
-    for method in ("tolist", "item"):
-        convert = getattr(value, method, None)
-        if callable(convert):
-            return _finite(convert())
-    return value
+    try:
+        return _finite(_json_default(value))
+    except TypeError:
+        return value  # the encoder refuses it again, as it would have anyway
 
 
 def write_body(request: IRequest, body: bytes, content_type: bytes, status: int = 200) -> bytes:

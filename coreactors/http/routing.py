@@ -26,9 +26,10 @@ class RememberingMapAdapter(MapAdapter):
 
     map: "RememberingMap"
 
-    def match(self, path_info: Optional[str] = None, method: Optional[str] = None,  # type: ignore[override]
-              return_rule: bool = False, query_args: Optional[Any] = None,
-              websocket: Optional[bool] = None) -> Tuple[Any, Mapping[str, Any]]:
+    def match(  # type: ignore[override]
+            self, path_info: Optional[str] = None, method: Optional[str] = None,
+            return_rule: bool = False, query_args: Optional[Any] = None,
+            websocket: Optional[bool] = None) -> Tuple[Any, Mapping[str, Any]]:
         if path_info is not None or method is not None or websocket is not None:
             return super().match(path_info, method, return_rule, query_args, websocket)
         key = (self.server_name, self.subdomain, self.script_name, self.path_info,

@@ -23,6 +23,7 @@ from coreactors.policies.fallback import FallbackPolicy, TwoStageFallbackPolicy
 from coreactors.policies.featurizers import InvalidFeaturizerConfig, featurizer_from_config
 from coreactors.policies.form import FormPolicy
 from coreactors.policies.mapping import MappingPolicy
+from coreactors.policies.memory import AnswerMemory
 from coreactors.policies.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
 from coreactors.policies.neural import NeuralPolicy
 from coreactors.policies.policy import Policy, keys_predictions
@@ -119,6 +120,12 @@ def load_policy_config(path: Optional[str]) -> List[Policy]:
     return policies_from_config(data, path)
 
 
+def _rejected_action(tracker: DialogueStateTracker) -> Optional[str]:
+    """The action the last event says was rejected, if it is such an event."""
+    last = tracker.events[-1] if tracker.events else None
+    return last.action_name if isinstance(last, ActionExecutionRejected) else None
+
+
 def _is_memoization(policy: Policy) -> bool:
     return type(policy) in (MemoizationPolicy, AugmentedMemoizationPolicy)
 
@@ -136,8 +143,7 @@ class PolicyEnsemble:
         # Decisions remembered by what every policy's prediction depends on (prediction_key),
         # for one domain at a time; only when every policy can say what that is.
         self._keyed = all(keys_predictions(p) for p in self.policies)
-        self._decisions: Tuple[Optional[Domain], Dict[Hashable, Tuple[Tuple[float, ...],
-                                                                       Optional[str]]]] = (None, {})
+        self._decisions = AnswerMemory(DECISIONS_REMEMBERED)
 
     def check_domain(self, domain: Domain) -> None:
         if domain.form_names and not any(isinstance(p, FormPolicy) for p in self.policies):
@@ -164,7 +170,7 @@ class PolicyEnsemble:
     def forget_decisions(self) -> None:
         """Drops remembered decisions; needed after training a policy of this ensemble other
         than through ``train`` or ``continue_training``."""
-        self._decisions = (None, {})
+        self._decisions.forget()
 
     def probabilities_using_best_policy(self, tracker: DialogueStateTracker, domain: Domain
                                         ) -> Tuple[List[float], Optional[str]]:
@@ -176,16 +182,11 @@ class PolicyEnsemble:
         key = self._decision_key(tracker) if self._keyed else None
         if key is None:
             return self._decide(tracker, domain)
-        remembered_for, decisions = self._decisions
-        if remembered_for is not domain:
-            decisions = {}
-            self._decisions = (domain, decisions)
+        decisions = self._decisions.answers_for(domain)
         known = decisions.get(key)
         if known is None:
             probabilities, name = self._decide(tracker, domain)
-            if len(decisions) >= DECISIONS_REMEMBERED:
-                decisions.clear()
-            decisions[key] = (tuple(probabilities), name)
+            self._decisions.remember(decisions, key, (tuple(probabilities), name))
             return probabilities, name
         return list(known[0]), known[1]
 
@@ -196,15 +197,11 @@ class PolicyEnsemble:
             if key is None:
                 return None
             keys.append(key)
-        last = tracker.events[-1] if tracker.events else None
-        rejected = last.action_name if isinstance(last, ActionExecutionRejected) else None
-        return rejected, tracker.latest_action_name, tuple(keys)
+        return _rejected_action(tracker), tracker.latest_action_name, tuple(keys)
 
     def _decide(self, tracker: DialogueStateTracker, domain: Domain
                 ) -> Tuple[List[float], Optional[str]]:
-        rejected = None
-        if tracker.events and isinstance(tracker.events[-1], ActionExecutionRejected):
-            rejected = tracker.events[-1].action_name
+        rejected = _rejected_action(tracker)
         best: Optional[List[float]] = None
         best_key = (-1.0, -1)
         best_index = -1

@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from coreactors.dialogue.domain import Domain
-from coreactors.dialogue.tracker import DialogueStateTracker, State
+from coreactors.dialogue.tracker import DialogueStateTracker, State, padded_window
+from coreactors.policies.memory import AnswerMemory
 
 logger = logging.getLogger(__name__)
 
@@ -30,25 +31,20 @@ class BinarySingleStateFeaturizer:
 
     name = "BinarySingleStateFeaturizer"
     # Conversations revisit the same few states over and over: remember their vectors.
-    CACHE_SIZE = 20000
+    VECTORS_REMEMBERED = 20000
 
     def __init__(self) -> None:
-        self._cache: Dict[Any, np.ndarray] = {}
-        self._cache_domain: Optional[Domain] = None
+        self._vectors = AnswerMemory(self.VECTORS_REMEMBERED)
 
     def encode_window(self, window: Window, domain: Domain) -> np.ndarray:
         """The window's vectors, concatenated oldest first."""
-        if self._cache_domain is not domain:
-            self._cache = {}
-            self._cache_domain = domain
-        cache = self._cache
+        vectors = self._vectors.answers_for(domain)
         parts = []
         for state in window:
-            vector = cache.get(state)
+            vector = vectors.get(state)
             if vector is None:
                 vector = self.encode(state, domain)
-                if len(cache) < self.CACHE_SIZE:
-                    cache[state] = vector
+                self._vectors.remember(vectors, state, vector)
             parts.append(vector)
         return np.concatenate(parts)
 
@@ -79,11 +75,6 @@ class TrackerFeaturizer:
     def window_length(self) -> int:
         return self.max_history or 5
 
-    @staticmethod
-    def slice(states: Sequence[Optional[State]], length: int) -> Window:
-        window = list(states[-length:]) if length else []
-        return tuple([None] * (length - len(window)) + window)
-
     def training_examples(self, trackers: Sequence[DialogueStateTracker]
                           ) -> Tuple[List[Window], List[str]]:
         """(window, next action) pairs of the trackers' predictable actions.
@@ -98,7 +89,7 @@ class TrackerFeaturizer:
             states, actions = tracker.training_examples()
             for i, (action, predictable) in enumerate(actions):
                 if predictable:
-                    key = (self.slice(states[:i + 1], length), action)
+                    key = (padded_window(states[:i + 1], length), action)
                     counts[key] = counts.get(key, 0) + 1
         windows: List[Window] = []
         labels: List[str] = []

@@ -14,6 +14,7 @@ import numpy as np
 from coreactors.dialogue.domain import Domain
 from coreactors.dialogue.tracker import DialogueStateTracker
 from coreactors.policies.featurizers import TrackerFeaturizer
+from coreactors.policies.memory import AnswerMemory
 from coreactors.policies.network import FeedForwardClassifier
 from coreactors.policies.policy import Policy
 
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 NETWORK_FILE = "network.npz"
 # Conversations keep revisiting the same few windows of states; the network's answer for a
 # window is remembered (up to this many windows per network and domain).
-PREDICTION_CACHE_SIZE = 20000
+ANSWERS_REMEMBERED = 20000
 ProgressCallback = Callable[[int, int, float, float], None]
 
 
@@ -59,8 +60,7 @@ class NeuralPolicy(Policy):
         self.max_training_samples = max_training_samples
         self.network: Optional[FeedForwardClassifier] = None
         self.progress: Optional[ProgressCallback] = None
-        # (network, domain, {window: probabilities}): valid only for that network and domain.
-        self._predictions: Optional[Any] = None
+        self._answers = AnswerMemory(ANSWERS_REMEMBERED)  # per network and domain
         self._num_actions = 0
 
     def _encode(self, windows: Sequence[Any], domain: Domain) -> np.ndarray:
@@ -92,16 +92,13 @@ class NeuralPolicy(Policy):
         if network is None or not network.is_trained:
             return [0.0] * domain.num_actions
         window = self.featurizer.prediction_window(tracker)
-        cache = self._predictions
-        if cache is None or cache[0] is not network or cache[1] is not domain:
-            # Retrained (a new network) or asked about another domain: start over.
-            cache = self._predictions = (network, domain, {})
-        known = cache[2].get(window)
+        # Retrained (a new network) or asked about another domain: the memory starts over.
+        answers = self._answers.answers_for(network, domain)
+        known = answers.get(window)
         if known is None:
             x = self.featurizer.state_featurizer.encode_window(window, domain)
             known = network.predict_one(x).tolist()
-            if len(cache[2]) < PREDICTION_CACHE_SIZE:
-                cache[2][window] = known
+            self._answers.remember(answers, window, known)
         return list(known)
 
     def prediction_key(self, tracker: DialogueStateTracker) -> Optional[Hashable]:
