@@ -1,13 +1,13 @@
 """The stack's ceiling for bench/load.py: a bare Klein route that only hops through one actor.
 
-    python bench/ceiling_server.py PORT
+    python bench/ceiling_server.py PORT [CPUS]
 
 POST /hop/<sender> sends the request body to one actor per sender, which answers at once; no
 dialogue work, no store. Everything else is the server's: the actors run as conversation actors
 do (pykka actors on coreactors' dispatcher) and answer through the same reply bridge; the site
 and the Klein routing are the server's (its request and connection classes, no access log as
 with ``--quiet``, routes matched once); the interpreter is tuned as the server tunes it. So this
-is the cost of HTTP + one actor hop in this stack.
+is the cost of HTTP + one actor hop in this stack. CPUS pins it as the server's ``--cpus`` does.
 """
 
 import json
@@ -17,6 +17,7 @@ from twisted.internet import defer, reactor
 
 from coreactors.actors.conversation import Reply, ReplyBridge
 from coreactors.actors.dispatcher import Dispatcher, PooledActor
+from coreactors.affinity import parse_cpu_list, pin_process
 from coreactors.http.routing import RoutingKlein
 from coreactors.service import QuietSite, tune_interpreter
 
@@ -58,6 +59,8 @@ class Ceiling:
 
 if __name__ == "__main__":
     port = int(sys.argv[1])
+    if len(sys.argv) > 2:
+        pin_process(parse_cpu_list(sys.argv[2]))
     site = QuietSite(Ceiling().app.resource())
     tune_interpreter()
     reactor.listenTCP(port, site, interface="127.0.0.1")

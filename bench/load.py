@@ -9,7 +9,7 @@ Prints, for a moodbot model served by ``python -m coreactors.run``:
   4. RSS and live threads of the server after N distinct conversations (default 100,000).
 
     .venv/bin/python bench/load.py [--data ../shared/data] [--seconds 8] [--windows 4]
-                                   [--conversations 100000]
+                                   [--conversations 100000] [--cpus 0]
 
 The client is this script: asyncio, raw HTTP/1.1 keep-alive, no dependencies.
 """
@@ -182,6 +182,9 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=100000)
     parser.add_argument("--max-actors", type=int, default=2000)
     parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
+    parser.add_argument("--cpus", default=None,
+                        help="run both servers with --cpus CPUS (this client then keeps off "
+                             "those CPUs where it can)")
     args = parser.parse_args()
     moodbot = os.path.join(args.data, "bots", "moodbot")
     if not os.path.isdir(moodbot):
@@ -198,17 +201,25 @@ def main() -> int:
         endpoints = os.path.join(scratch, "endpoints.yml")
         with open(endpoints, "w") as f:
             f.write("tracker_store:\n  type: {}\n".format(args.store))
+        pinning: List[str] = []
+        if args.cpus is not None:
+            from coreactors.affinity import parse_cpu_list
+            pinning = ["--cpus", args.cpus]
+            others = os.sched_getaffinity(0) - parse_cpu_list(args.cpus)
         port, server = start_server(model, endpoints, scratch, env,
-                                    "--max_actors", str(args.max_actors))
+                                    "--max_actors", str(args.max_actors), *pinning)
         ceiling_port = free_port()
         ceiling = subprocess.Popen([sys.executable, os.path.join(HERE, "ceiling_server.py"),
-                                    str(ceiling_port)], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+                                    str(ceiling_port)] + pinning[1:], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if pinning and others:
+            os.sched_setaffinity(0, others)  # after starting the servers: they inherit it
         try:
             wait_up(port, server)
             wait_up(ceiling_port, ceiling)
-            print("moodbot model, {} store, {} keep-alive connections, {:.0f} s per run".format(
-                args.store, args.connections, args.seconds))
+            print("moodbot model, {} store, {} keep-alive connections, {:.0f} s per run, {}"
+                  .format(args.store, args.connections, args.seconds,
+                          "servers on CPUs " + args.cpus if args.cpus else "servers not pinned"))
 
             def webhook_body(index: int, i: int) -> bytes:
                 return message_body("load-{}".format(index),

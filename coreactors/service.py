@@ -20,6 +20,7 @@ from coreactors.actors.action_client import TreqActionClient
 from coreactors.actors.dispatcher import Dispatcher
 from coreactors.actors.model_watcher import watcher_for
 from coreactors.actors.supervisor import Supervisor
+from coreactors.affinity import parse_cpu_list, pin_process
 from coreactors.endpoints import AvailableEndpoints, EndpointConfig, read_yaml_config
 from coreactors.http.app import APISite
 from coreactors.model import InvalidModel, Model
@@ -143,6 +144,10 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
         from twisted.internet import reactor as global_reactor
         reactor = global_reactor
     configure_logging(options)
+    cpus = options.get("cpus")
+    if cpus:
+        # Before the store, the dispatcher and the reactor start their threads: they inherit it.
+        pin_process(parse_cpu_list(cpus) if isinstance(cpus, str) else frozenset(cpus))
     endpoints = AvailableEndpoints.read(options.get("endpoints"))
     credentials = read_yaml_config(options.get("credentials"))
     store = store_from_endpoint(endpoints.tracker_store)

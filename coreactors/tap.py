@@ -40,6 +40,8 @@ class Options(usage.Options):
                                           "ones get 413", _positive_int],
         ["max_model_bytes", None, 64 * 1024 * 1024, "largest model zip POST /model accepts "
                                                     "(bytes)", _positive_int],
+        ["cpus", None, None, "keep the server's threads on these CPUs, e.g. 0 or 0-1 (the "
+                             "notation of taskset -c; default: anywhere)"],
     ]
     optFlags = [
         ["enable_api", None, "serve the HTTP API (otherwise only the channel webhooks)"],
@@ -67,6 +69,13 @@ class Options(usage.Options):
             check_auth_options(self["auth_token"], self["jwt_secret"], self["jwt_method"])
         except ValueError as e:
             raise usage.UsageError(str(e))
+        if self["cpus"] is not None:
+            from coreactors.affinity import check_cpus, parse_cpu_list
+            try:
+                self["cpus"] = parse_cpu_list(self["cpus"])
+                check_cpus(self["cpus"])
+            except ValueError as e:
+                raise usage.UsageError("--cpus: {}".format(e))
 
 
 def makeService(options: Dict[str, Any]):

@@ -297,6 +297,24 @@ def test_sigterm_stops_quickly(model_dir, tmp_path):
 
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="cannot pin threads here")
+def test_cpus_keeps_every_thread_of_the_server_on_them(model_dir, tmp_path):
+    cpu = max(os.sched_getaffinity(0))
+    server = Server(str(tmp_path), ["-d", model_dir, "--cpus", str(cpu)]).start()
+    try:
+        assert turn(server, "pinned", "/goodbye")
+        tasks = "/proc/{}/task".format(server.process.pid)
+        allowed = {tid: os.sched_getaffinity(int(tid)) for tid in os.listdir(tasks)}
+        # The reactor, the actor workers, the store's writer and its checkpointer at least.
+        assert len(allowed) >= 4
+        assert set(map(frozenset, allowed.values())) == {frozenset({cpu})}
+    finally:
+        server.stop()
+    refused = Server(str(tmp_path), ["-d", model_dir, "--cpus", "4096"])
+    with pytest.raises(RuntimeError, match="--cpus: CPU 4096 is not available"):
+        refused.start()
+
+
 SOCKET_ACTIVATION = """
 import os, socket, sys
 listener = socket.socket()

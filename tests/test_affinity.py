@@ -1,0 +1,77 @@
+"""--cpus: the CPU list notation, its checks, and pinning every thread of the process."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from coreactors.affinity import check_cpus, describe, parse_cpu_list
+from coreactors.tap import Options
+from twisted.python import usage
+
+needs_affinity = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"),
+                                    reason="this platform cannot pin threads to CPUs")
+
+
+def test_cpu_lists_read_like_taskset():
+    assert parse_cpu_list("0") == {0}
+    assert parse_cpu_list("0,2") == {0, 2}
+    assert parse_cpu_list("0-3,6") == {0, 1, 2, 3, 6}
+    assert parse_cpu_list(" 1 , 3-4 ") == {1, 3, 4}
+    for bad in ("", "a", "3-1", "-1", "1-", "1,,2", "0x1"):
+        with pytest.raises(ValueError, match="not a CPU list"):
+            parse_cpu_list(bad)
+
+
+def test_describe_gives_the_short_notation_back():
+    assert describe(frozenset({0, 1, 2, 3, 6})) == "0-3,6"
+    assert describe(frozenset({5})) == "5"
+    assert describe(frozenset({0, 2, 4})) == "0,2,4"
+    for text in ("0", "0-3,6", "1,3-4,7-9"):
+        assert describe(parse_cpu_list(text)) == text
+
+
+@needs_affinity
+def test_cpus_this_process_may_not_use_are_refused():
+    allowed = os.sched_getaffinity(0)
+    check_cpus(frozenset(allowed))
+    missing = max(allowed) + 1
+    with pytest.raises(ValueError, match="CPU {} is not available".format(missing)):
+        check_cpus(frozenset({missing}))
+
+
+@needs_affinity
+def test_the_flag_is_checked_when_the_options_are_read():
+    options = Options()
+    cpu = min(os.sched_getaffinity(0))
+    options.parseOptions(["--cpus", str(cpu)])
+    assert options["cpus"] == {cpu}
+    with pytest.raises(usage.UsageError, match="--cpus: 'x' is not a CPU list"):
+        Options().parseOptions(["--cpus", "x"])
+    with pytest.raises(usage.UsageError, match="--cpus: CPU 4096 is not available"):
+        Options().parseOptions(["--cpus", "4096"])
+
+
+@needs_affinity
+def test_pinning_moves_running_threads_and_later_ones():
+    # In a child process: pinning this test process would slow the rest of the suite.
+    cpu = max(os.sched_getaffinity(0))
+    script = textwrap.dedent("""
+        import os, threading
+        from coreactors.affinity import pin_process
+        started = threading.Event(); finish = threading.Event()
+        def wait():
+            started.set(); finish.wait()
+        before = threading.Thread(target=wait); before.start(); started.wait()
+        pin_process(frozenset({%d}))
+        after = threading.Thread(target=finish.wait); after.start()
+        sets = {tid: os.sched_getaffinity(int(tid)) for tid in os.listdir("/proc/self/task")}
+        finish.set(); before.join(); after.join()
+        print(len(sets), sorted({tuple(sorted(s)) for s in sets.values()}))
+    """ % cpu)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split(None, 1)
+    assert int(out[0]) >= 3
+    assert out[1].strip() == "[({},)]".format(cpu)
