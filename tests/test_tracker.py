@@ -463,6 +463,36 @@ def test_rewind(domain):
     assert rebuilt.past_states() == tracker.past_states()
 
 
+
+def test_conversations_in_the_same_state_keep_one_copy_of_it(domain):
+    events = [listen(), user("greet"), act("my_action_1"), listen(), user("bye"),
+              act("my_action_2"), listen()]
+    first = DialogueStateTracker.from_events("a", events, domain)
+    second = DialogueStateTracker.from_events("b", events, domain)
+    assert first.past_states() == second.past_states()
+    assert all(mine is theirs for mine, theirs in zip(first.past_states(),
+                                                        second.past_states()))
+    # A domain of the same file keeps its own copies: states are shared per domain.
+    other = DialogueStateTracker.from_events(
+        "c", events, Domain.from_yaml(DOMAIN_YAML, "tracker-test-domain.yml"))
+    assert other.past_states() == first.past_states()
+    assert all(mine is not theirs for mine, theirs in zip(other.past_states()[1:],
+                                                            first.past_states()[1:]))
+
+
+def test_shared_states_start_over_when_full(domain, monkeypatch):
+    import coreactors.dialogue.domain as domain_module
+    monkeypatch.setattr(domain_module, "SHARED_STATES", 3)
+    states = [frozenset({("intent_{}".format(i), 1.0)}) for i in range(4)]
+    kept = [domain.shared_state(s) for s in states[:3]]
+    assert kept == states[:3] and all(k is s for k, s in zip(kept, states))
+    assert domain.shared_state(frozenset({("intent_0", 1.0)})) is states[0]
+    # A fourth distinct state fills the table: it starts over and keeps the newcomer only.
+    assert domain.shared_state(states[3]) is states[3]
+    again = frozenset({("intent_0", 1.0)})
+    assert domain.shared_state(again) is again
+    assert domain.shared_state(frozenset({("intent_3", 1.0)})) is states[3]
+
 def test_replay_equals_tracker_of_applied_events(domain):
     tracker = DialogueStateTracker.from_events("conv1", worked_example(), domain)
     clean = DialogueStateTracker.from_events("conv1", tracker.applied_events(), domain)

@@ -26,6 +26,13 @@ ACTION_REVERT_FALLBACK_EVENTS_NAME = "action_revert_fallback_events"
 ACTION_DEFAULT_ASK_AFFIRMATION_NAME = "action_default_ask_affirmation"
 ACTION_DEFAULT_ASK_REPHRASE_NAME = "action_default_ask_rephrase"
 
+# Distinct states a domain keeps one copy of (Domain.shared_state); a conversation reaches a few
+# dozen, a large bot with many slot values some thousands.
+SHARED_STATES = 50_000
+
+# A state as trackers keep it: its features and their values (tracker.State).
+StateFeatures = FrozenSet[Tuple[str, float]]
+
 # Rasa's index order; these always come first in the action list.
 DEFAULT_ACTION_NAMES = [
     ACTION_LISTEN_NAME, ACTION_RESTART_NAME, ACTION_DEFAULT_FALLBACK_NAME,
@@ -87,6 +94,7 @@ class Domain:
             s.name: ["{}{}_{}".format(SLOT_PREFIX, s.name, i)
                      for i in range(s.feature_dimensionality())] for s in self.slots}
         self._prev_names = {a: PREV_PREFIX + a for a in self.action_names}
+        self._shared_states: Dict[StateFeatures, StateFeatures] = {}
 
     # ----------------------------------------------------------------- loading
 
@@ -234,6 +242,22 @@ class Domain:
         if active_form_name:
             state[ACTIVE_FORM_PREFIX + active_form_name] = 1.0
         return state
+
+    def shared_state(self, state: StateFeatures) -> StateFeatures:
+        """The one copy of ``state`` the trackers of this domain keep.
+
+        Conversations keep coming back to the same few states. Kept once, a state costs no
+        memory per tracker and nothing to the collector, and the policies' memories (keyed by
+        windows of states) match it by identity instead of comparing every feature. At most
+        SHARED_STATES are kept; then the table starts over (a state kept before stays valid,
+        it is merely no longer the shared copy). Worker threads share a domain: each step
+        here is a single dict operation, and a full table is replaced, not cleared."""
+        shared = self._shared_states.get(state)
+        if shared is None:
+            if len(self._shared_states) >= SHARED_STATES:
+                self._shared_states = {}
+            self._shared_states[state] = shared = state
+        return shared
 
     # ----------------------------------------------------------------- output
 

@@ -7,9 +7,9 @@ short one. Reverting events (rewind, undo) rebuilds the state by replaying the a
 
 import enum
 import logging
-from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple, Type
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
 
-from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain
+from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain, StateFeatures
 from coreactors.dialogue.events import (
     ActionExecuted, ActionReverted, BotUttered, Event, Form, Restarted, SlotSet, UserUttered,
     UserUtteranceReverted, events_from_dicts)
@@ -17,7 +17,7 @@ from coreactors.dialogue.events import (
 logger = logging.getLogger(__name__)
 
 # A state is the set of (feature name, value) pairs of one moment of the conversation.
-State = FrozenSet[Tuple[str, float]]
+State = StateFeatures
 
 DEFAULT_SENDER_ID = "default"
 
@@ -242,9 +242,9 @@ class DialogueStateTracker:
 
     def _current_state(self) -> State:
         if self._state_cache is None:
-            self._state_cache = frozenset(self.domain.state_of(
+            self._state_cache = self.domain.shared_state(frozenset(self.domain.state_of(
                 self._feature_message.parse_data, self.slots, self.latest_action_name,
-                self.active_form.get("name"), binary=True).items())
+                self.active_form.get("name"), binary=True).items()))
         return self._state_cache
 
     def _record_state_before(self, event: ActionExecuted) -> None:
