@@ -874,6 +874,12 @@ def test_body_at_the_limit_is_accepted(fake):
     ("100%25", "100%"),
     ("%2Fleading", "/leading"),
     ("tracker%2Fevents", "tracker/events"),
+    # Only unreserved characters: passed on without quoting; anything else is quoted.
+    ("Az09-_.~", "Az09-_.~"),
+    ("%7Etilde", "~tilde"),
+    ("a+b", "a+b"),
+    ("semi%3Bcolon", "semi;colon"),
+    ("q%3Fx%3D1", "q?x=1"),
 ])
 def test_sender_ids_are_decoded_exactly(fake, stub, encoded, sender_id):
     body = assert_json(call(stub, "GET", "/conversations/{}/tracker".format(encoded)))

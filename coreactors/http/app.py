@@ -12,6 +12,7 @@ resource so that CORS headers go on every answer and an encoded ``/`` in a sende
 import email
 import functools
 import os
+import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import quote
 
@@ -419,6 +420,11 @@ class CoreApp:
                             .format(name, ", ".join(sorted(self._channels)) or "none"))
 
 
+# Characters percent-encoding leaves as they are: most segments consist of nothing else, and
+# are passed on without quoting.
+_UNRESERVED = re.compile(rb"[A-Za-z0-9_.~-]*")
+
+
 class _Root(Resource):
     """Puts the CORS headers on every answer, then lets Klein route the request.
 
@@ -435,7 +441,8 @@ class _Root(Resource):
 
     def render(self, request: IRequest) -> Any:
         self._app.add_cors_headers(request)
-        request.postpath = [quote(segment, safe="").encode("ascii")
+        request.postpath = [segment if _UNRESERVED.fullmatch(segment)
+                            else quote(segment, safe="").encode("ascii")
                             for segment in request.postpath]
         return self._klein.render(request)
 

@@ -6,6 +6,7 @@ engine can store and read back: JSON bodies are plain Unicode, finite numbers an
 structures, and a user message's ``parse_data`` has the shape the policies rely on.
 """
 
+import functools
 import json
 import math
 import sys
@@ -56,8 +57,12 @@ def _too_large(max_bytes: int) -> HttpError:
 def media_type(request: IRequest) -> Optional[str]:
     """The declared media type of the body, lower case and without parameters (or None)."""
     raw = request.getHeader(b"content-type")
-    if raw is None:
-        return None
+    return None if raw is None else _media_type_of(raw)
+
+
+@functools.lru_cache(maxsize=64)
+def _media_type_of(raw: Union[bytes, str]) -> Optional[str]:
+    # Clients send the same few Content-Type values over and over.
     value = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
     return value.split(";", 1)[0].strip().lower() or None
 
