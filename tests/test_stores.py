@@ -340,7 +340,8 @@ def test_sqlite_checkpoints_in_the_background(db_path, tmp_path):
             raw = sqlite3.connect(copy)
             try:
                 tables = raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                count = raw.execute("SELECT count(*) FROM events").fetchone()[0] if tables else 0
+                rows = raw.execute("SELECT data FROM events").fetchall() if tables else []
+                count = sum(len(json.loads(data)) for (data,) in rows)
             except sqlite3.DatabaseError:
                 count = None  # copied while a checkpoint was writing it: look again
             finally:
@@ -433,6 +434,69 @@ def test_sqlite_a_database_of_another_program_raises_store_error(db_path):
     with pytest.raises(StoreError, match="another program"):
         SQLiteTrackerStore(db_path)
 
+
+
+def test_an_event_that_is_not_a_json_object_is_refused(store):
+    for event in (["event", "user"], "user", 42, None):
+        with pytest.raises(StoreError,
+                           match="event 1 of conversation 'ada' must be a JSON object"):
+            store.append("ada", turn(1)[:1] + [event])
+        with pytest.raises(StoreError, match="must be a JSON object"):
+            store.replace("ada", [event])
+    assert store.load("ada") is None
+
+
+def test_sqlite_stores_one_row_per_write(sqlite_store, db_path):
+    sqlite_store.append("ada", turn(1))
+    sqlite_store.append("ada", turn(2)[:1])
+    sqlite_store.append("ada", [])
+    raw = sqlite3.connect(db_path)
+    try:
+        rows = [json.loads(data)
+                for (data,) in raw.execute("SELECT data FROM events ORDER BY seq")]
+    finally:
+        raw.close()
+    assert rows == [turn(1), turn(2)[:1]]
+    sqlite_store.replace("ada", turn(3) + turn(4))
+    assert sqlite_store.load("ada") == turn(3) + turn(4)
+
+
+SCHEMA_1 = (
+    "CREATE TABLE conversations (id INTEGER PRIMARY KEY, sender_id TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY, "
+    "conversation INTEGER NOT NULL REFERENCES conversations (id), data TEXT NOT NULL)",
+    "CREATE INDEX events_by_conversation ON events (conversation, seq)",
+    "PRAGMA user_version = 1",
+)
+
+
+def test_sqlite_reads_a_file_of_schema_1_and_goes_on_in_it(db_path):
+    # Schema 1 stored a row per event; such a file is read as it is and marked as schema 2.
+    raw = sqlite3.connect(db_path)
+    for statement in SCHEMA_1:
+        raw.execute(statement)
+    raw.execute("INSERT INTO conversations (sender_id) VALUES ('ada'), ('bob')")
+    for conversation, events in ((1, turn(1)), (2, turn(5)), (1, turn(2))):
+        raw.executemany("INSERT INTO events (conversation, data) VALUES (?, ?)",
+                        [(conversation, json.dumps(e)) for e in events])
+    raw.commit()
+    raw.close()
+    store = SQLiteTrackerStore(db_path)
+    try:
+        assert store.load("ada") == turn(1) + turn(2)
+        store.append("ada", turn(3))
+        assert store.load("ada") == turn(1) + turn(2) + turn(3)
+        assert store.load("bob") == turn(5)
+        assert store.conversation_ids() == ["ada", "bob"]
+    finally:
+        store.close()
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        raw.close()
+    with SQLiteTrackerStore(db_path) as again:
+        assert again.load("ada") == turn(1) + turn(2) + turn(3)
 
 def test_sqlite_a_newer_schema_raises_store_error(sqlite_store, db_path):
     sqlite_store.close()

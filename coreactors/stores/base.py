@@ -149,6 +149,10 @@ def encode_event(sender_id: str, index: int, event: Dict[str, Any]) -> str:
     by the in-memory store too, and both hand back the same normalised values (tuples as lists).
     ASCII escapes are kept (the ``json`` default) because they make lone surrogates storable.
     """
+    if not isinstance(event, dict):
+        # Events are JSON objects; the SQLite store also relies on it to tell its rows apart.
+        raise StoreError("event {} of conversation {!r} must be a JSON object, got {}".format(
+            index, sender_id, type(event).__name__))
     try:
         return _encode(event)
     except (TypeError, ValueError, RecursionError) as error:
