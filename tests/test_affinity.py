@@ -4,10 +4,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
-from coreactors.affinity import check_cpus, describe, parse_cpu_list
+from coreactors.affinity import check_cpus, describe, mark_background_thread, parse_cpu_list
+from coreactors.stores.sqlite import SQLiteTrackerStore
 from coreactors.tap import Options
 from twisted.python import usage
 
@@ -75,3 +77,30 @@ def test_pinning_moves_running_threads_and_later_ones():
                          check=True).stdout.split(None, 1)
     assert int(out[0]) >= 3
     assert out[1].strip() == "[({},)]".format(cpu)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="no SCHED_BATCH on this platform")
+def test_the_store_writer_does_not_preempt_the_thread_that_wakes_it(tmp_path):
+    store = SQLiteTrackerStore(str(tmp_path / "t.db"))
+    try:
+        store.append("ada", [{"event": "action", "name": "action_listen"}])
+        writer = store._writer
+        assert os.sched_getscheduler(writer.native_id) == os.SCHED_BATCH
+        # Only the writer: the thread that made the store keeps the normal policy.
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    finally:
+        store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="no SCHED_BATCH on this platform")
+def test_marking_a_thread_as_background_changes_that_thread_only():
+    seen = {}
+
+    def run():
+        seen["marked"] = mark_background_thread()
+        seen["policy"] = os.sched_getscheduler(0)
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == {"marked": True, "policy": os.SCHED_BATCH}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER

@@ -60,6 +60,7 @@ import weakref
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional
 
+from coreactors.affinity import mark_background_thread
 from coreactors.stores.base import (
     Done, StoreError, TrackerStore, WriteChain, call_done, chain_failure, check_sender_id,
     encode_events)
@@ -512,6 +513,9 @@ class _Write:
 def _write_loop(requests: "queue.SimpleQueue[Optional[_Write]]",
                 store_ref: "weakref.ref[SQLiteTrackerStore]") -> None:
     """The writer thread: takes every write queued so far, does them, and again, until None."""
+    # Waking up for a turn's events, it must not push aside the thread that handed them over
+    # (which holds the GIL it needs anyway).
+    mark_background_thread()
     while True:
         first = requests.get()
         if first is None:
