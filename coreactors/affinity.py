@@ -26,13 +26,12 @@ def parse_cpu_list(text: str) -> FrozenSet[int]:
     """The CPUs of a list like ``0``, ``0,2`` or ``0-3,6`` (the notation of taskset -c)."""
     cpus = set()
     for part in text.split(","):
-        part = part.strip()
-        first, dash, last = part.partition("-")
+        first, dash, last = part.strip().partition("-")
         try:
             low = int(first)
             high = int(last) if dash else low
         except ValueError:
-            raise ValueError("'{}' is not a CPU list (e.g. 0, 0,2 or 0-3)".format(text))
+            low = high = -1
         if low < 0 or high < low:
             raise ValueError("'{}' is not a CPU list (e.g. 0, 0,2 or 0-3)".format(text))
         cpus.update(range(low, high + 1))

@@ -126,7 +126,7 @@ def tune_interpreter() -> None:
     # The collector's pauses are the server's longest. Every request leaves about 14 objects
     # in a reference cycle (Klein's per-request error handler refers to itself; what the
     # request held is dropped in APIRequest._cleanup), which only the collector frees, and
-    # every turn adds ~25 long-lived objects to its tracker. A young pass costs in
+    # every turn adds ~10 long-lived objects to its tracker. A young pass costs in
     # proportion to the young objects, and far more per object once they have left the CPU
     # cache: with a threshold of 200,000 each pass stopped the server for ~200 ms every few
     # seconds (bench/load.py, gc.callbacks), with 5,000 each pass takes 1-5 ms and the

@@ -28,8 +28,8 @@ Concurrency, chosen by measuring 16 threads appending 6 events each (on a 2-core
   ``INSERT`` (a transaction of its own), with one row per write: a turn's events go in as one
   JSON array. A row per event cost the writer thread 35-40 us of CPU per turn under load
   (moodbot, 16 connections, one CPU), a row per write 23: each row is a step down the table
-  and down the index. ``append`` and ``replace`` queue the same way and
-  wait for their turn; ``load`` first waits for the conversation's queued writes.
+  and down the index. ``append`` and ``replace`` queue the same way and wait for their turn;
+  ``load`` first waits for the conversation's queued writes.
 
 Schema (``PRAGMA user_version`` = 2)::
 
