@@ -4,7 +4,7 @@
 
 POST /hop/<sender> sends the request body to one actor per sender, which answers at once; no
 dialogue work, no store. Everything else is the server's: the actors run as conversation actors
-do (pykka actors on coreactors' dispatcher) and answer through the same reply bridge; the site
+do (pykka actors on coreactors' worker pool) and answer through the same reply bridge; the site
 and the Klein routing are the server's (its request and connection classes, no access log as
 with ``--quiet``, routes matched once); the interpreter is tuned as the server tunes it. So this
 is the cost of HTTP + one actor hop in this stack. CPUS pins it as the server's ``--cpus`` does.
@@ -15,17 +15,18 @@ import sys
 
 from twisted.internet import defer, reactor
 
-from coreactors.actors.conversation import Reply, ReplyBridge
-from coreactors.actors.dispatcher import Dispatcher, PooledActor
-from coreactors.affinity import parse_cpu_list, pin_process
+from coreactors.actors.reply import Reply, ReplyBridge
+from coreactors.actors.worker_pool import WorkerPool
+from coreactors.fastpaths.pykka_pool import PooledActor
+from coreactors.http.app import make_site
 from coreactors.http.routing import RoutingKlein
-from coreactors.service import QuietSite, tune_interpreter
+from coreactors.process import pin_cpus, tune_interpreter
 
 
 class EchoActor(PooledActor):
     def on_receive(self, message):
-        payload, reply = message
-        reply.succeed([{"recipient_id": payload, "text": "ok"}])
+        sender, reply = message
+        reply.succeed([{"recipient_id": sender, "text": "ok"}])
 
 
 class Ceiling:
@@ -33,7 +34,7 @@ class Ceiling:
 
     def __init__(self):
         self.actors = {}
-        self.dispatcher = Dispatcher().start()
+        self.pool = WorkerPool().start()
         self.replies = ReplyBridge(reactor.callFromThread)
 
     @app.route("/hop/<sender>", methods=["POST"])
@@ -41,7 +42,7 @@ class Ceiling:
         request.content.read()
         actor = self.actors.get(sender)
         if actor is None:
-            actor = self.actors[sender] = EchoActor.start(self.dispatcher)
+            actor = self.actors[sender] = EchoActor.start(self.pool)
         deferred = defer.Deferred()
         actor.tell((sender, Reply(deferred, self.replies)))
 
@@ -60,8 +61,8 @@ class Ceiling:
 if __name__ == "__main__":
     port = int(sys.argv[1])
     if len(sys.argv) > 2:
-        pin_process(parse_cpu_list(sys.argv[2]))
-    site = QuietSite(Ceiling().app.resource())
+        pin_cpus(sys.argv[2])
+    site = make_site(Ceiling().app.resource(), quiet=True)
     tune_interpreter()
     reactor.listenTCP(port, site, interface="127.0.0.1")
     reactor.run()

@@ -28,6 +28,8 @@ class Options(usage.Options):
         ["listen", None, None, "Twisted endpoint to listen on instead of --port, e.g. "
                                "tcp:5005:interface=127.0.0.1 or systemd:domain=INET:name=web"],
         ["log_file", "o", None, "also write the log to this file"],
+        ["log_format", None, "text", "how -o writes the log: text, or json (one JSON object "
+                                     "per line, with each event's fields)"],
         ["credentials", None, None, "channel credentials file (credentials.yml)"],
         ["connector", "c", None, "the one channel to serve (rest or callback)"],
         ["endpoints", None, None, "endpoints file (endpoints.yml)"],
@@ -63,6 +65,9 @@ class Options(usage.Options):
         self["debug"] = True
 
     def postOptions(self) -> None:
+        if self["log_format"] not in ("text", "json"):
+            raise usage.UsageError("--log_format: text or json, not {!r}".format(
+                self["log_format"]))
         # A bad --jwt_method or key must stop the start, not fail every request later.
         from coreactors.http.auth import check_auth_options
         try:
@@ -79,5 +84,6 @@ class Options(usage.Options):
 
 
 def makeService(options: Dict[str, Any]):
-    from coreactors.service import make_service
-    return make_service(dict(options))
+    """The process's entry point under twistd: process-wide set-up, then the service tree."""
+    from coreactors.process import serve
+    return serve(dict(options))

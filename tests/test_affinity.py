@@ -9,6 +9,8 @@ import threading
 import pytest
 
 from coreactors.affinity import check_cpus, describe, mark_background_thread, parse_cpu_list
+from coreactors.endpoints import AvailableEndpoints
+from coreactors.service import make_store
 from coreactors.stores.sqlite import SQLiteTrackerStore
 from coreactors.tap import Options
 from twisted.python import usage
@@ -81,15 +83,20 @@ def test_pinning_moves_running_threads_and_later_ones():
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="no SCHED_BATCH on this platform")
 def test_the_store_writer_does_not_preempt_the_thread_that_wakes_it(tmp_path):
-    store = SQLiteTrackerStore(str(tmp_path / "t.db"))
+    # As the server builds its store (coreactors.service.make_store).
+    store = make_store(AvailableEndpoints({}), str(tmp_path / "t.db"))
+    plain = SQLiteTrackerStore(str(tmp_path / "plain.db"))
     try:
         store.append("ada", [{"event": "action", "name": "action_listen"}])
-        writer = store._writer
-        assert os.sched_getscheduler(writer.native_id) == os.SCHED_BATCH
-        # Only the writer: the thread that made the store keeps the normal policy.
+        plain.append("ada", [{"event": "action", "name": "action_listen"}])
+        assert os.sched_getscheduler(store._writer.native_id) == os.SCHED_BATCH
+        # Only the server's writer: the thread that made the store keeps the normal policy,
+        # and a store built without the set-up leaves its writer alone.
         assert os.sched_getscheduler(0) == os.SCHED_OTHER
+        assert os.sched_getscheduler(plain._writer.native_id) == os.SCHED_OTHER
     finally:
         store.close()
+        plain.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="no SCHED_BATCH on this platform")

@@ -17,11 +17,12 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from coreactors.actors.interface import ConversationError, IModelArchives
-from coreactors.actors.model_watcher import (
-    DEFAULT_MAX_DOWNLOAD_BYTES, MIN_WAIT_TIME, ModelArchives, PullSettings)
+from coreactors.actors.model_server import (
+    DEFAULT_MAX_DOWNLOAD_BYTES, MIN_WAIT_TIME, PullSettings)
 from coreactors.endpoints import EndpointConfig, EndpointError
 from coreactors.http.app import CoreApp
 from coreactors.model import InvalidModel, fingerprint_of, zip_model
+from coreactors.model_archives import ModelArchives
 
 DOMAIN = """
 intents:

@@ -1,99 +1,53 @@
 """The conversation actor: owns one conversation's tracker and runs its requests one at a time.
 
-Every request about a conversation is a message to its actor, so requests of one conversation
-run serially in arrival order with no lock, and different conversations run side by side. A
-turn's new events are handed to the store and the actor goes on with its next message; the
-answer leaves only once the store has them, so an answered message is never lost. An answer
-that reads the conversation also waits for the writes before it, so no answer shows events that
-may yet fail to be stored; if one does fail, its answer and every later one built on it is a
-503, and the actor reads the conversation again from the store. A new model arrives as a
-message too, so it is picked up between two requests, never during one.
+Every request about a conversation is a message to its actor (``messages.Ask``), so requests of
+one conversation run serially in arrival order with no lock, and different conversations run
+side by side. A turn's new events are handed to the store and the actor goes on with its next
+message; the answer leaves only once the store has them, so an answered message is never lost.
+An answer that reads the conversation also waits for the writes before it, so no answer shows
+events that may yet fail to be stored; if one does fail, its answer and every later one built
+on it is a 503, and the actor reads the conversation again from the store. A new model arrives
+as a message too (``messages.TakeModel``), so it is picked up between two requests, never
+during one.
+
+The actor runs on a worker of the pool (``ConversationActor``), or on a thread of its own when
+the ``worker_pool`` fast path is off (``ThreadedConversationActor``); both do the same.
 """
 
-import collections
-import logging
-import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Type
 
-from twisted.python.failure import Failure
+from twisted.logger import Logger
 
 from coreactors.actions.remote import ActionServerClient
-from coreactors.actors.dispatcher import Dispatcher, PooledActor
 from coreactors.actors.interface import ConversationError, StoreUnavailable
+from coreactors.actors.messages import (
+    AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
+    LogMessage, MessageListener, Predict, ReplaceEvents, TakeModel)
+from coreactors.actors.reply import Reply
+from coreactors.actors.worker_pool import ThreadedActor, pooled
 from coreactors.dialogue.domain import UnknownAction
 from coreactors.dialogue.events import ActionExecuted, InvalidEvent, events_from_dicts
-from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
+from coreactors.dialogue.tracker import DialogueStateTracker
+from coreactors.fastpaths.pykka_pool import PooledActor
 from coreactors.model import Model
 from coreactors.processor import MessageProcessor, UserMessage
 from coreactors.stores.base import StoreError, TrackerStore, WriteChain
+from coreactors.log_observers import levelled
 
-logger = logging.getLogger(__name__)
+log = Logger(observer=levelled)
 
-# Runs a function on the reactor thread (reactor.callFromThread, a ReplyBridge, or a test's
-# stand-in).
-CallFromThread = Callable[..., None]
-
-
-class ReplyBridge:
-    """Carries actors' answers to the reactor thread, one wake-up per burst of answers.
-
-    ``callFromThread`` wakes the reactor through a pipe each time; under load many actors answer
-    at once, so answers are queued and the reactor drains the queue in one call.
-    """
-
-    def __init__(self, call_from_thread: CallFromThread) -> None:
-        self.call_from_thread = call_from_thread
-        self._queue: "collections.deque" = collections.deque()
-        self._lock = threading.Lock()
-        self._scheduled = False
-
-    def __call__(self, function: Callable, argument: Any) -> None:
-        with self._lock:
-            self._queue.append((function, argument))
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self.call_from_thread(self._drain)
-
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._scheduled = False
-                    return
-                batch = list(self._queue)
-                self._queue.clear()
-            for function, argument in batch:
-                try:
-                    function(argument)
-                except Exception:  # one failing callback must not strand the others
-                    logger.exception("Delivering an actor's answer failed.")
+# Carries a listener's call to the reactor thread: ``bridge(listener, message)``.
+ListenerBridge = Callable[[Callable[[Any], Any], Dict[str, Any]], None]
 
 
-class Reply:
-    """Where an answer goes: a Deferred fired on the reactor thread via ``call_from_thread``."""
+class Conversation:
+    """What a conversation actor does with each message; mixed into the actor classes below
+    (which run it on a pool's worker or on a thread of its own)."""
 
-    __slots__ = ("deferred", "call_from_thread")
-
-    def __init__(self, deferred: Any, call_from_thread: CallFromThread) -> None:
-        self.deferred = deferred
-        self.call_from_thread = call_from_thread
-
-    def succeed(self, value: Any) -> None:
-        self.call_from_thread(self.deferred.callback, value)
-
-    def fail(self, error: BaseException) -> None:
-        self.call_from_thread(self.deferred.errback, Failure(error))
-
-
-class ConversationActor(PooledActor):
-    """The actor of one sender id. Messages are ``(command, args, reply)`` tuples."""
-
-    def __init__(self, dispatcher: Dispatcher, sender_id: str, model: Model,
-                 store: TrackerStore, action_client: Optional[ActionServerClient] = None,
-                 listener_bridge: Optional[Callable[[Callable, Dict[str, Any]], None]] = None
-                 ) -> None:
-        super().__init__(dispatcher)
+    def __init__(self, pool: Any, sender_id: str, model: Model, store: TrackerStore,
+                 action_client: Optional[ActionServerClient] = None,
+                 listener_bridge: Optional[ListenerBridge] = None) -> None:
+        super().__init__(pool)  # type: ignore[call-arg]
         self.sender_id = sender_id
         self.store = store
         self.action_client = action_client
@@ -108,27 +62,52 @@ class ConversationActor(PooledActor):
     # ----------------------------------------------------------------- plumbing
 
     def on_receive(self, message: Any) -> None:
-        command, args, reply = message
-        if command == "model":
-            self._take_model(args)
-            return
+        match message:
+            case Ask(request, reply):
+                self._answer(request, reply)
+            case TakeModel(model):
+                self._take_model(model)
+            case _:
+                raise TypeError("A conversation actor cannot handle {!r}.".format(message))
+
+    def _answer(self, request: ConversationRequest, reply: Reply) -> None:
         if self._chain.failed:
             # A turn's events could not be stored (its answer said so): go on from what the
             # store has.
             self.tracker = None
             self._chain = WriteChain()
         try:
-            handler = getattr(self, "_do_" + command)
-            value = handler(*args)
+            value = self._handle(request)
         except ConversationError as e:
             reply.fail(e)
             return
         except Exception as e:  # an unexpected fault fails this request, not the actor
-            logger.exception("Conversation '%s' failed on '%s'.", self.sender_id, command)
+            log.failure("Conversation {sender_id} failed on {request}.",
+                        sender_id=self.sender_id, request=type(request).__name__)
             self.tracker = None  # read it again from the store on the next request
             reply.fail(e)
             return
         self._answer_when_stored(reply, value)
+
+    def _handle(self, request: ConversationRequest) -> Any:
+        match request:
+            case HandleMessage():
+                return self._handle_message(request)
+            case GetTracker():
+                return self._get_tracker(request)
+            case LogMessage():
+                return self._log_message(request)
+            case AppendEvents():
+                return self._append_events(request)
+            case ReplaceEvents():
+                return self._replace_events(request)
+            case Predict():
+                return self._predict()
+            case Execute():
+                return self._execute(request)
+            case GetStory():
+                return self._get_story(request)
+        raise TypeError("Not a conversation request: {!r}.".format(request))
 
     def _answer_when_stored(self, reply: Reply, value: Any) -> None:
         """Hands the new events to the store; the answer goes once they and the writes before
@@ -146,14 +125,15 @@ class ConversationActor(PooledActor):
 
     def on_stop(self) -> None:
         # Requests still queued behind a stop would otherwise never be answered.
-        while not self.actor_inbox.empty():
+        while not self.actor_inbox.empty():  # type: ignore[attr-defined]
             try:
-                queued = getattr(self.actor_inbox.get_nowait(), "message", None)
+                queued = self.actor_inbox.get_nowait()  # type: ignore[attr-defined]
             except Exception:
                 break
-            if isinstance(queued, tuple) and len(queued) == 3 and queued[2] is not None:
-                queued[2].fail(ConversationError("The conversation was stopped; try again.",
-                                                 503, "ConversationStopped"))
+            message = getattr(queued, "message", None)
+            if isinstance(message, Ask):
+                message.reply.fail(ConversationError(
+                    "The conversation was stopped; try again.", 503, "ConversationStopped"))
 
     def _take_model(self, model: Model) -> None:
         self.model = model
@@ -192,7 +172,7 @@ class ConversationActor(PooledActor):
 
     def _mutating(self, work: Callable[[DialogueStateTracker], Any]) -> Any:
         """Runs ``work`` on the tracker; a failure adds nothing (what it added is stored with
-        the answer, see on_receive)."""
+        the answer, see _answer)."""
         tracker = self._load()
         known = len(tracker.events)
         try:
@@ -201,52 +181,48 @@ class ConversationActor(PooledActor):
             self._roll_back(tracker, known)
             raise
 
-    def _listener(self, listener: Optional[Callable]) -> Optional[Callable]:
+    def _listener(self, listener: Optional[MessageListener]) -> Optional[MessageListener]:
         if listener is None or self.listener_bridge is None:
             return None
         bridge = self.listener_bridge
         return lambda message: bridge(listener, message)
 
-    # ----------------------------------------------------------------- commands
+    # ----------------------------------------------------------------- requests
 
-    def _do_handle_message(self, text: str, input_channel: Optional[str],
-                           listener: Optional[Callable] = None) -> List[Dict[str, Any]]:
-        message = UserMessage(text, self.sender_id, input_channel)
-        result = self._mutating(lambda t: self.processor.handle_message(
-            t, message, self._listener(listener)))
+    def _handle_message(self, request: HandleMessage) -> List[Dict[str, Any]]:
+        message = UserMessage(request.text, self.sender_id, request.input_channel)
+        listener = self._listener(request.listener)
+        result = self._mutating(lambda t: self.processor.handle_message(t, message, listener))
         return result.messages
 
-    def _do_log_message(self, text: str, parse_data: Optional[Dict[str, Any]],
-                        verbosity: EventVerbosity) -> Dict[str, Any]:
-        message = UserMessage(text, self.sender_id, parse_data=parse_data)
+    def _log_message(self, request: LogMessage) -> Dict[str, Any]:
+        message = UserMessage(request.text, self.sender_id, parse_data=request.parse_data)
         self._mutating(lambda t: self.processor.log_message(t, message))
-        return self._load().current_state(verbosity)
+        return self._load().current_state(request.verbosity)
 
-    def _do_tracker(self, verbosity: EventVerbosity, until: Optional[float]) -> Dict[str, Any]:
+    def _get_tracker(self, request: GetTracker) -> Dict[str, Any]:
         tracker = self._load()
-        if until is not None:
-            tracker = tracker.travel_back_in_time(until)
-        return tracker.current_state(verbosity)
+        if request.until is not None:
+            tracker = tracker.travel_back_in_time(request.until)
+        return tracker.current_state(request.verbosity)
 
-    def _do_story(self, until: Optional[float]) -> str:
+    def _get_story(self, request: GetStory) -> str:
         tracker = self._load()
-        if until is not None:
-            tracker = tracker.travel_back_in_time(until)
+        if request.until is not None:
+            tracker = tracker.travel_back_in_time(request.until)
         return tracker.export_stories(e2e=True)
 
-    def _do_append_events(self, event_dicts: List[Dict[str, Any]],
-                          verbosity: EventVerbosity) -> Dict[str, Any]:
+    def _append_events(self, request: AppendEvents) -> Dict[str, Any]:
         try:
-            events = events_from_dicts(event_dicts)
+            events = events_from_dicts(request.events)
         except InvalidEvent as e:
             raise ConversationError(str(e), 400, "InvalidEvent")
         self._mutating(lambda t: t.update_many(events))
-        return self._load().current_state(verbosity)
+        return self._load().current_state(request.verbosity)
 
-    def _do_replace_events(self, event_dicts: List[Dict[str, Any]],
-                           verbosity: EventVerbosity) -> Dict[str, Any]:
+    def _replace_events(self, request: ReplaceEvents) -> Dict[str, Any]:
         try:
-            tracker = DialogueStateTracker.from_dicts(self.sender_id, event_dicts,
+            tracker = DialogueStateTracker.from_dicts(self.sender_id, request.events,
                                                       self.model.domain)
         except InvalidEvent as e:
             raise ConversationError(str(e), 400, "InvalidEvent")
@@ -259,21 +235,35 @@ class ConversationActor(PooledActor):
         self._handed_over = len(tracker.events)
         # What this conversation wrote before is replaced, whether or not it was stored.
         self._chain = WriteChain()
-        return tracker.current_state(verbosity)
+        return tracker.current_state(request.verbosity)
 
-    def _do_predict(self) -> Dict[str, Any]:
+    def _predict(self) -> Dict[str, Any]:
         # The form policy may log a form_validation event while predicting.
         return self._mutating(lambda t: self.processor.predict_next(t))
 
-    def _do_execute(self, action: str, policy: Optional[str], confidence: Optional[float],
-                    verbosity: EventVerbosity) -> Dict[str, Any]:
+    def _execute(self, request: Execute) -> Dict[str, Any]:
         try:
-            self.model.domain.index_for_action(action)
+            self.model.domain.index_for_action(request.action)
         except UnknownAction as e:
             raise ConversationError(str(e), 400, "UnknownAction")
         result = self._mutating(lambda t: self.processor.execute_action(
-            t, action, policy, confidence))
-        return {"tracker": self._load().current_state(verbosity), "messages": result.messages}
+            t, request.action, request.policy, request.confidence))
+        return {"tracker": self._load().current_state(request.verbosity),
+                "messages": result.messages}
+
+
+class ConversationActor(Conversation, PooledActor):
+    """A conversation actor on a worker of the pool (the default)."""
+
+
+class ThreadedConversationActor(Conversation, ThreadedActor):
+    """A conversation actor on a thread of its own (the ``worker_pool`` fast path off)."""
+
+
+def conversation_actor_type(fast: Optional[bool] = None) -> Type[Conversation]:
+    """The conversation actor class: pooled unless the ``worker_pool`` fast path is off (or
+    ``fast`` says otherwise)."""
+    return ConversationActor if pooled(fast) else ThreadedConversationActor
 
 
 class _Answer:
@@ -290,3 +280,7 @@ class _Answer:
             self.reply.succeed(self.value)
         else:
             self.reply.fail(StoreUnavailable("The tracker store failed: {}".format(error)))
+
+
+__all__ = ["Conversation", "ConversationActor", "ThreadedConversationActor",
+           "conversation_actor_type"]

@@ -596,3 +596,18 @@ def _openapi_document() -> bytes:
 
 
 __all__ = ["APIChannel", "APIRequest", "APISite", "CoreApp", "Authorize"]
+
+
+class QuietSite(APISite):
+    """A Site without the per-request access log (``--quiet``)."""
+
+    def log(self, request: Any) -> None:
+        pass
+
+
+def make_site(resource: Any, quiet: bool = False) -> Site:
+    """The Site serving ``resource`` (``CoreApp.resource()``): without the access log when
+    ``quiet``; tracebacks never go to clients."""
+    site = (QuietSite if quiet else APISite)(resource)
+    site.displayTracebacks = False
+    return site

@@ -15,12 +15,14 @@ store already closed, an event that cannot be encoded) surfaces as ``StoreError`
 another exception type, so the HTTP layer has exactly one thing to turn into a 503.
 """
 
-import logging
 from typing import Any, Callable, Dict, List, Optional
 
-from coreactors.compact_json import compact_encoder
+from twisted.logger import Logger
 
-logger = logging.getLogger(__name__)
+from coreactors.compact_json import compact_encoder
+from coreactors.log_observers import levelled
+
+log = Logger(observer=levelled)
 
 
 class StoreError(Exception):
@@ -57,7 +59,7 @@ def call_done(done: Done, error: Optional[StoreError]) -> None:
     try:
         done(error)
     except Exception:
-        logger.exception("A tracker store callback failed.")
+        log.failure("A tracker store callback failed.")
 
 
 def chain_failure(sender_id: str) -> StoreError:

@@ -13,7 +13,7 @@ Rasa's other stores (``redis``, ``mongod``, ``sql``, custom classes) are refused
 another store and losing conversations the operator meant to keep elsewhere.
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from coreactors.stores.base import TrackerStore
 from coreactors.stores.memory import InMemoryTrackerStore
@@ -28,20 +28,23 @@ _SQLITE_URL = "sqlite:///"
 
 
 def store_from_endpoint(config: Optional[Dict[str, Any]],
-                        default_path: str = "coreactors.db") -> TrackerStore:
+                        default_path: str = "coreactors.db",
+                        writer_setup: Optional[Callable[[], None]] = None) -> TrackerStore:
     """Builds the store the ``tracker_store:`` block asks for (the block, not all endpoints).
 
     Raises ValueError for a type coreactors does not support or a malformed block, and
-    StoreError when the SQLite file cannot be opened.
+    StoreError when the SQLite file cannot be opened. ``writer_setup`` runs first on a
+    store's writer thread, if it has one.
     """
     if config is None:
-        return SQLiteTrackerStore(default_path)
+        return SQLiteTrackerStore(default_path, writer_setup=writer_setup)
     if not isinstance(config, dict):
         raise ValueError("tracker_store must be a mapping (type, db, ...), got {}".format(
             type(config).__name__))
     store_type = _store_type(config)
     if store_type is None or store_type.lower() in SQLITE_TYPES:
-        return SQLiteTrackerStore(_sqlite_path(config, default_path))
+        return SQLiteTrackerStore(_sqlite_path(config, default_path),
+                                  writer_setup=writer_setup)
     if store_type.lower() in MEMORY_TYPES:
         return InMemoryTrackerStore()
     raise ValueError("tracker_store type {!r} is not supported by coreactors; supported types "

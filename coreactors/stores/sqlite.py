@@ -50,7 +50,6 @@ one conversation in order without sorting.
 
 import functools
 import json
-import logging
 import os
 import queue
 import sqlite3
@@ -58,14 +57,16 @@ import sys
 import threading
 import weakref
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from coreactors.affinity import mark_background_thread
+from twisted.logger import Logger
+
+from coreactors.log_observers import levelled
 from coreactors.stores.base import (
     Done, StoreError, TrackerStore, WriteChain, call_done, chain_failure, check_sender_id,
     encode_events)
 
-logger = logging.getLogger(__name__)
+log = Logger(observer=levelled)
 
 SCHEMA_VERSION = 2
 # Schemas this version opens (marking them SCHEMA_VERSION); rows of schema 1 hold one event each.
@@ -117,12 +118,15 @@ class SQLiteTrackerStore(TrackerStore):
     """Conversations in a SQLite file; see the module docstring for durability and threads."""
 
     def __init__(self, path: str = "coreactors.db", timeout: float = 5.0,
-                 checkpoint_interval: Optional[float] = 0.5) -> None:
+                 checkpoint_interval: Optional[float] = 0.5,
+                 writer_setup: Optional[Callable[[], None]] = None) -> None:
         """Opens (creating if needed) the database at ``path``; its folder must exist.
 
         ``timeout`` is how long, in seconds, to wait for another process's lock before failing.
         ``checkpoint_interval`` is the pause, in seconds, between background checkpoints; None
         leaves checkpoints to SQLite (inside the commits that fill the WAL).
+        ``writer_setup`` runs first thing on the writer thread (the server marks it as a
+        background thread there: see ``coreactors.affinity``).
         """
         self.path = path
         self._timeout = timeout
@@ -139,7 +143,7 @@ class SQLiteTrackerStore(TrackerStore):
         self._closing = False
         # It holds the store weakly, so an unclosed store can still be freed (and stop it).
         self._writer = threading.Thread(target=_write_loop,
-                                        args=(self._requests, weakref.ref(self)),
+                                        args=(self._requests, weakref.ref(self), writer_setup),
                                         daemon=True, name="tracker-store-writer")
         self._writer.start()
         weakref.finalize(self, self._requests.put, None)
@@ -170,8 +174,8 @@ class SQLiteTrackerStore(TrackerStore):
         try:
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal" and path != ":memory:":
-                logger.warning("tracker store %r: WAL journal refused (mode is %s); writes "
-                               "will be slower and block readers", path, mode)
+                log.warn("tracker store {path!r}: WAL journal refused (mode is {mode}); writes "
+                         "will be slower and block readers", path=path, mode=mode)
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA journal_size_limit = {:d}".format(_JOURNAL_SIZE_LIMIT))
             self._prepare_schema(connection)
@@ -511,11 +515,11 @@ class _Write:
 
 
 def _write_loop(requests: "queue.SimpleQueue[Optional[_Write]]",
-                store_ref: "weakref.ref[SQLiteTrackerStore]") -> None:
+                store_ref: "weakref.ref[SQLiteTrackerStore]",
+                setup: Optional[Callable[[], None]]) -> None:
     """The writer thread: takes every write queued so far, does them, and again, until None."""
-    # Waking up for a turn's events, it must not push aside the thread that handed them over
-    # (which holds the GIL it needs anyway).
-    mark_background_thread()
+    if setup is not None:
+        setup()
     while True:
         first = requests.get()
         if first is None:
@@ -537,7 +541,7 @@ def _write_loop(requests: "queue.SimpleQueue[Optional[_Write]]",
         try:
             store._process(batch)
         except BaseException as error:  # nothing may strand a caller waiting for its write
-            logger.exception("tracker store %r: the writer failed", store.path)
+            log.failure("tracker store {path!r}: the writer failed", path=store.path)
             for write in batch:
                 if write.error is None:
                     write.fail(store._failure("write to", write.sender_id, error))
@@ -588,7 +592,8 @@ class _Checkpointer:
                 except _FAILURES as error:
                     # A failed checkpoint loses nothing (the WAL still holds the data); the
                     # next round tries again, and writes report their own failures.
-                    logger.warning("tracker store %r: checkpoint failed: %s", self._path, error)
+                    log.warn("tracker store {path!r}: checkpoint failed: {error}", path=self._path,
+                             error=error)
         finally:
             connection.close()
 
@@ -612,8 +617,8 @@ class _Checkpointer:
 
     def _fall_back(self, error: BaseException) -> None:
         """Without a checkpoint connection, lets SQLite checkpoint inside commits again."""
-        logger.error("tracker store %r: cannot open a checkpoint connection (%s); SQLite's "
-                     "automatic checkpoints are used instead", self._path, error)
+        log.error("tracker store {path!r}: cannot open a checkpoint connection ({error}); "
+                  "SQLite's automatic checkpoints are used instead", path=self._path, error=error)
         store = self._store()
         if store is None:
             return

@@ -1,4 +1,5 @@
-"""Tests for coreactors.actors.dispatcher: pykka actors served by a few worker threads."""
+"""Tests for coreactors.actors.worker_pool and coreactors.fastpaths.pykka_pool: pykka actors
+served by a few worker threads."""
 
 import threading
 import time
@@ -6,13 +7,14 @@ import time
 import pykka
 import pytest
 
-from coreactors.actors import dispatcher as dispatcher_module
-from coreactors.actors.dispatcher import Dispatcher, PooledActor
+from coreactors.actors import worker_pool as worker_pool_module
+from coreactors.actors.worker_pool import WorkerPool
+from coreactors.fastpaths.pykka_pool import PooledActor
 
 
 @pytest.fixture
-def dispatcher():
-    made = Dispatcher(workers=2).start()
+def pool():
+    made = WorkerPool(workers=2).start()
     yield made
     pykka.ActorRegistry.stop_all(timeout=5)
     made.stop()
@@ -21,8 +23,8 @@ def dispatcher():
 class Recorder(PooledActor):
     """Records what it handles, and notices if two workers ever handle it at once."""
 
-    def __init__(self, dispatcher, name="r", index=None):
-        super().__init__(dispatcher)
+    def __init__(self, pool, name="r", index=None):
+        super().__init__(pool)
         self.name = name
         if index is not None:
             index[name] = self
@@ -68,8 +70,8 @@ class Recorder(PooledActor):
             self.busy = False
 
 
-def test_each_actors_messages_run_one_at_a_time_in_order(dispatcher):
-    refs = [Recorder.start(dispatcher, "r{}".format(i)) for i in range(20)]
+def test_each_actors_messages_run_one_at_a_time_in_order(pool):
+    refs = [Recorder.start(pool, "r{}".format(i)) for i in range(20)]
 
     def send(offset):
         for n in range(200):
@@ -88,13 +90,13 @@ def test_each_actors_messages_run_one_at_a_time_in_order(dispatcher):
         assert ref.ask(("overlaps",), timeout=10) == 0
 
 
-def test_on_start_runs_on_a_worker_before_the_first_message(dispatcher):
-    ref = Recorder.start(dispatcher)
+def test_on_start_runs_on_a_worker_before_the_first_message(pool):
+    ref = Recorder.start(pool)
     assert ref.ask(("started_on",), timeout=10).startswith("actor-worker-")
 
 
-def test_ask_gets_answers_and_exceptions(dispatcher):
-    ref = Recorder.start(dispatcher)
+def test_ask_gets_answers_and_exceptions(pool):
+    ref = Recorder.start(pool)
     ref.tell(("record", 1))
     assert ref.ask(("seen",), timeout=10) == [1]
     with pytest.raises(ValueError, match="asked to fail"):
@@ -103,9 +105,9 @@ def test_ask_gets_answers_and_exceptions(dispatcher):
     assert ref.ask(("seen",), timeout=10) == [1]
 
 
-def test_a_stopped_actor_refuses_messages(dispatcher):
+def test_a_stopped_actor_refuses_messages(pool):
     actors = {}
-    ref = Recorder.start(dispatcher, "r", actors)
+    ref = Recorder.start(pool, "r", actors)
     actor = actors["r"]
     assert ref.stop(timeout=10) is True
     assert actor.stopped.is_set() and not ref.is_alive()
@@ -115,9 +117,9 @@ def test_a_stopped_actor_refuses_messages(dispatcher):
         ref.ask(("seen",), timeout=1)
 
 
-def test_messages_queued_behind_a_stop_are_refused_not_left_waiting(dispatcher):
+def test_messages_queued_behind_a_stop_are_refused_not_left_waiting(pool):
     release = threading.Event()
-    ref = Recorder.start(dispatcher)
+    ref = Recorder.start(pool)
     blocked = ref.ask(("block", release), block=False)
     stopped = ref.ask(pykka.messages._ActorStop(), block=False)
     late = ref.ask(("seen",), block=False)
@@ -129,12 +131,12 @@ def test_messages_queued_behind_a_stop_are_refused_not_left_waiting(dispatcher):
 
 
 def test_a_busy_actor_does_not_starve_the_others():
-    dispatcher = Dispatcher(workers=1).start()
+    pool = WorkerPool(workers=1).start()
     try:
         gate = threading.Event()
         actors = {}
-        busy = Recorder.start(dispatcher, "busy", actors)
-        other = Recorder.start(dispatcher, "other")
+        busy = Recorder.start(pool, "busy", actors)
+        other = Recorder.start(pool, "other")
         # Hold the only worker so that everything below is queued before anything runs.
         held = busy.ask(("hold", gate), block=False)
         for n in range(1000):
@@ -148,70 +150,70 @@ def test_a_busy_actor_does_not_starve_the_others():
         assert len(done.get(timeout=10)) == 1000
     finally:
         pykka.ActorRegistry.stop_all(timeout=5)
-        dispatcher.stop()
+        pool.stop()
 
 
 def test_a_blocking_wait_does_not_hold_up_other_actors(monkeypatch):
-    monkeypatch.setattr(dispatcher_module, "EXTRA_WORKER_IDLE", 0.2)
-    dispatcher = Dispatcher(workers=1).start()
+    monkeypatch.setattr(worker_pool_module, "EXTRA_WORKER_IDLE", 0.2)
+    pool = WorkerPool(workers=1).start()
     try:
         release = threading.Event()
-        slow, quick = Recorder.start(dispatcher, "slow"), Recorder.start(dispatcher, "quick")
+        slow, quick = Recorder.start(pool, "slow"), Recorder.start(pool, "quick")
         waiting = slow.ask(("block", release), block=False)
         started = time.monotonic()
         quick.tell(("record", 1))
         assert quick.ask(("seen",), timeout=5) == [1]
         assert time.monotonic() - started < 2.0
-        assert dispatcher.live_workers == 2  # one waits, one serves the others
+        assert pool.live_workers == 2  # one waits, one serves the others
         release.set()
         assert waiting.get(timeout=10) == "unblocked"
         deadline = time.monotonic() + 10
-        while dispatcher.live_workers > 1 and time.monotonic() < deadline:
+        while pool.live_workers > 1 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert dispatcher.live_workers == 1  # the extra worker stops once idle
+        assert pool.live_workers == 1  # the extra worker stops once idle
     finally:
         pykka.ActorRegistry.stop_all(timeout=5)
-        dispatcher.stop()
+        pool.stop()
 
 
 class Faulty(Recorder):
-    """Breaks the dispatcher's handling of one message, as a bug in it would."""
+    """Breaks the pool's handling of one message, as a bug in it would."""
 
     def _receive(self, envelope):
         if envelope.message == ("break",):
-            raise RuntimeError("the dispatcher broke")
+            raise RuntimeError("the pool broke")
         super()._receive(envelope)
 
 
-def test_a_fault_in_the_dispatcher_stops_that_actor_not_the_worker():
-    dispatcher = Dispatcher(workers=1).start()
+def test_a_fault_in_the_pool_stops_that_actor_not_the_worker():
+    pool = WorkerPool(workers=1).start()
     try:
-        faulty, other = Faulty.start(dispatcher, "faulty"), Recorder.start(dispatcher, "other")
+        faulty, other = Faulty.start(pool, "faulty"), Recorder.start(pool, "other")
         faulty.tell(("break",))
         with pytest.raises(pykka.ActorDeadError):  # refused when queued, or when sent
             faulty.ask(("seen",), timeout=10)
         assert not faulty.is_alive()
         assert other.ask(("seen",), timeout=10) == []
-        assert dispatcher.live_workers == 1
+        assert pool.live_workers == 1
     finally:
         pykka.ActorRegistry.stop_all(timeout=5)
-        dispatcher.stop()
+        pool.stop()
 
 
-def test_blocking_outside_a_worker_starts_no_worker(dispatcher):
-    with dispatcher.blocking():
-        assert dispatcher.live_workers == 2
+def test_blocking_outside_a_worker_starts_no_worker(pool):
+    with pool.blocking():
+        assert pool.live_workers == 2
 
 
 def test_stop_ends_the_workers():
-    dispatcher = Dispatcher(workers=3).start()
-    assert dispatcher.live_workers == 3
-    dispatcher.stop()
-    assert dispatcher.live_workers == 0
+    pool = WorkerPool(workers=3).start()
+    assert pool.live_workers == 3
+    pool.stop()
+    assert pool.live_workers == 0
 
 
 def test_worker_counts_are_checked():
     with pytest.raises(ValueError):
-        Dispatcher(workers=0)
+        WorkerPool(workers=0)
     with pytest.raises(ValueError):
-        Dispatcher(workers=3, max_workers=2)
+        WorkerPool(workers=3, max_workers=2)
