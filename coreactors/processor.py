@@ -17,7 +17,7 @@ from coreactors.dialogue.events import (
     ActionExecuted, ActionExecutionRejected, ReminderScheduled, UserUttered)
 from coreactors.dialogue.templates import TemplatedNaturalLanguageGenerator
 from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
-from coreactors.nlu.interpreter import INTENT_MESSAGE_PREFIX, RegexInterpreter
+from coreactors.markup import INTENT_MESSAGE_PREFIX, RegexInterpreter
 
 logger = logging.getLogger(__name__)
 
