@@ -9,7 +9,7 @@ import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import coreactors
-from coreactors.actions.action import Action, ActionExecutionRejection
+from coreactors.actions.base import Action, ActionExecutionRejection
 from coreactors.actions.dispatcher import Dispatcher
 from coreactors.dialogue.domain import Domain
 from coreactors.dialogue.events import Event, InvalidEvent, event_from_dict
