@@ -13,6 +13,7 @@ from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain, StateFeatures
 from coreactors.dialogue.events import (
     ActionExecuted, ActionReverted, BotUttered, Event, Form, Restarted, SlotSet, UserUttered,
     UserUtteranceReverted, events_from_dicts)
+from coreactors.dialogue.stories import story_from_events
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +399,6 @@ class DialogueStateTracker:
 
     def export_stories(self, e2e: bool = False) -> str:
         """The conversation as a story in Rasa's markdown."""
-        from coreactors.dialogue.stories import story_from_events
         return story_from_events(self.applied_events(), self.sender_id, e2e)
 
     def __eq__(self, other: object) -> bool:
