@@ -89,6 +89,8 @@ RULES: Tuple[Rule, ...] = (
          "the shared notations are the bottom of the pure rooms, which all may import them"),
     Rule((LOGS,), (PACKAGE,),
          "every room logs through it, so it imports no room"),
+    Rule(tuple(r for r in PURE_ROOMS if r != LOGS), ("logging",),
+         "the pure rooms log through coreactors.logs, whose records keep their named fields"),
     Rule(("coreactors.stores",),
          ("coreactors.actors", "coreactors.http", "coreactors.service", "coreactors.tap",
           "coreactors.cli", "coreactors.affinity"),

@@ -7,7 +7,6 @@ from here.
 """
 
 import copy
-import logging
 from typing import Any, List
 
 from coreactors.dialogue.domain import (
@@ -21,8 +20,9 @@ from coreactors.dialogue.tracker import DialogueStateTracker
 from coreactors.actions.base import Action, ActionExecutionRejection
 from coreactors.actions.dispatcher import Dispatcher
 from coreactors.actions.remote import RemoteAction
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 
 class UtterAction(Action):
@@ -31,8 +31,9 @@ class UtterAction(Action):
     def run(self, dispatcher: Dispatcher, tracker: DialogueStateTracker, domain: Domain
             ) -> List[Event]:
         if not dispatcher.utter_template(self.name(), tracker.current_slot_values()):
-            logger.warning("Couldn't create message for template '%s': the domain has no such "
-                           "template.", self.name())
+            log.warn("Couldn't create message for template '{action}': the domain has no such "
+                     "template (conversation '{sender_id}').", action=self.name(),
+                     sender_id=tracker.sender_id)
         return []
 
 

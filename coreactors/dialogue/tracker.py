@@ -6,7 +6,6 @@ short one. Reverting events (rewind, undo) rebuilds the state by replaying the a
 """
 
 import enum
-import logging
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
 
 from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain, StateFeatures
@@ -14,8 +13,9 @@ from coreactors.dialogue.events import (
     ActionExecuted, ActionReverted, BotUttered, Event, Form, Restarted, SlotSet, UserUttered,
     UserUtteranceReverted, events_from_dicts)
 from coreactors.dialogue.stories import story_from_events
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 # A state is the set of (feature name, value) pairs of one moment of the conversation.
 State = StateFeatures
@@ -194,7 +194,8 @@ class DialogueStateTracker:
     def _set_slot(self, name: str, value: Any) -> None:
         slot = self.slots.get(name)
         if slot is None:
-            logger.debug("Tried to set the slot '%s', which the domain does not define.", name)
+            log.debug("Conversation '{sender_id}' tried to set the slot '{slot}', which the "
+                      "domain does not define.", sender_id=self.sender_id, slot=name)
             return
         slot.value = value
 

@@ -7,7 +7,6 @@ even when one is. The HttpInterpreter asks a Rasa NLU server; the local
 model (``coreactors.nlu.model.NLUModel``) is an interpreter too, as it has ``parse``.
 """
 
-import logging
 import os
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -15,8 +14,9 @@ from typing import Any, Callable, Dict, Optional, Tuple
 # stories can use them without importing this room; they stay importable from here.
 from coreactors.markup import (
     INTENT_MESSAGE_PREFIX, NaturalLanguageInterpreter, RegexInterpreter, empty_parse)
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 # Sends the query parameters of one ``/parse`` call; returns (HTTP status, parsed JSON body or
 # None). Raises when the NLU server cannot be reached or does not answer in time.
@@ -58,15 +58,15 @@ class HttpInterpreter(NaturalLanguageInterpreter):
         try:
             status, body = self.client(self.query(text))
         except Exception as e:  # whatever the transport raised, this message goes unparsed
-            logger.error("The NLU server could not be reached (%s); the message %r gets no "
-                         "intent.", e, text)
+            log.error("The NLU server could not be reached ({error}); the message {text!r} gets "
+                      "no intent.", error=str(e), text=text)
             return empty_parse(text)
         if status != 200:
-            logger.error("The NLU server answered %s; the message %r gets no intent.",
-                         status, text)
+            log.error("The NLU server answered {status}; the message {text!r} gets no intent.",
+                      status=status, text=text)
             return empty_parse(text)
         if not _looks_like_parse(body):
-            logger.error("The NLU server's answer is not a parse result: %.200r", body)
+            log.error("The NLU server's answer is not a parse result: {body!r:.200}", body=body)
             return empty_parse(text)
         result = dict(body)
         result.setdefault("text", text)

@@ -23,7 +23,6 @@ Where we differ from Rasa on purpose, so that mistakes surface instead of silent
 
 import copy
 import json
-import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -33,8 +32,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 # annotate_text stays importable from here.
 from coreactors.markup import AnnotationError, annotate_text
 from coreactors.markup import parse_annotated_text as _parse_annotated_text
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 INTENT = "intent"
 SYNONYM = "synonym"
@@ -163,7 +163,8 @@ def _add_synonym(synonyms: Dict[str, str], text: str, value: Any) -> None:
     previous = synonyms.get(key)
     if previous is not None and previous != value:
         # Rasa only warns here; the later definition wins.
-        logger.debug("synonym %r changed from %r to %r", key, previous, value)
+        log.debug("synonym {synonym!r} changed from {previous!r} to {value!r}", synonym=key,
+                  previous=previous, value=value)
     synonyms[key] = value
 
 
@@ -539,7 +540,7 @@ def load_data(path: str) -> TrainingData:
             else:
                 is_nlu = _looks_like_nlu_markdown(text)
             if not is_nlu:
-                logger.debug("skipping %s: not NLU training data", file_path)
+                log.debug("skipping {path}: not NLU training data", path=file_path)
                 continue
             loaded = _load_file(file_path, text)
             # Same result as merge(), without copying everything loaded so far once per file.
