@@ -6,6 +6,8 @@ its state, template rendering, and story markdown (reading and writing).
 
 Pure: no threads, no reactor, no I/O but the files it is asked to read. A tracker belongs to
 whoever holds it (in the server, its conversation actor, on a worker thread); a domain is shared
-by every worker, so what it caches changes in single dict operations. Imports nothing of the
-project but itself, ``coreactors.markup`` and ``coreactors.logs`` (tests/test_architecture.py).
+by every worker, so what it caches changes in single dict operations. Builds on
+``coreactors.markup`` and ``coreactors.logs`` only: imports nothing of ``nlu/``, ``policies/``,
+``actions/``, ``training/``, ``processor`` or ``model``, nor anything of the server
+(tests/test_architecture.py).
 """
