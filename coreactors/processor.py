@@ -5,7 +5,6 @@ it, fill slots from its entities, then predict and run actions until the bot lis
 most ten per message). No threads, no I/O of its own: the caller owns the tracker and saves it.
 """
 
-import logging
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -17,9 +16,10 @@ from coreactors.dialogue.events import (
     ActionExecuted, ActionExecutionRejected, ReminderScheduled, UserUttered)
 from coreactors.dialogue.templates import TemplatedNaturalLanguageGenerator
 from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
-from coreactors.nlu.interpreter import INTENT_MESSAGE_PREFIX, RegexInterpreter
+from coreactors.markup import INTENT_MESSAGE_PREFIX, RegexInterpreter
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 MAX_NUMBER_OF_PREDICTIONS = 10
 
@@ -131,8 +131,9 @@ class MessageProcessor:
             except UnknownAction:
                 # A followup logged through the API, or stored under an older model, may name an
                 # action this domain lacks: as Rasa, predict instead of failing the turn.
-                logger.error("Trying to run unknown followup action '%s'; ignoring it and "
-                             "predicting the next action instead.", tracker.followup_action)
+                log.error("Conversation '{sender_id}' asked to run the unknown followup action "
+                          "'{action}'; ignoring it and predicting the next action instead.",
+                          sender_id=tracker.sender_id, action=tracker.followup_action)
         if (tracker.latest_message.intent or {}).get("name") == self.domain.restart_intent \
                 and self.domain.restart_intent:
             return self._one_hot(ACTION_RESTART_NAME), None
@@ -161,8 +162,9 @@ class MessageProcessor:
                                                result)
             count += 1
         if should_continue and count >= self.max_number_of_predictions:
-            logger.warning("Circuit breaker tripped in conversation '%s': stopped after %d "
-                           "actions without listening.", tracker.sender_id, count)
+            log.warn("Circuit breaker tripped in conversation '{sender_id}': stopped after "
+                     "{count} actions without listening.", sender_id=tracker.sender_id,
+                     count=count)
 
     def _run_action(self, action: Action, tracker: DialogueStateTracker, dispatcher: Dispatcher,
                     policy: Optional[str], confidence: Optional[float],
@@ -171,12 +173,16 @@ class MessageProcessor:
         try:
             events = action.run(dispatcher, tracker, self.domain) or []
         except ActionExecutionRejection as e:
-            logger.debug("Action '%s' rejected to run: %s", action.name(), e.message)
+            log.debug("Action '{action}' rejected to run in conversation '{sender_id}': "
+                      "{reason}", action=action.name(), sender_id=tracker.sender_id,
+                      reason=e.message, policy=policy)
             tracker.update(ActionExecutionRejected(action.name(), policy, confidence))
             return action.name() != ACTION_LISTEN_NAME
         except Exception as e:  # a failing action loses its events; the turn goes on
-            logger.error("Encountered an exception while running action '%s': %s. The bot "
-                         "will continue, but the action's events are lost.", action.name(), e)
+            log.error("Encountered an exception while running action '{action}' in "
+                      "conversation '{sender_id}': {error}. The bot will continue, but the "
+                      "action's events are lost.", action=action.name(),
+                      sender_id=tracker.sender_id, error=str(e), policy=policy)
             events = []
         tracker.update(ActionExecuted(action.name(), policy, confidence))
         for event in events:

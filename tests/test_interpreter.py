@@ -3,6 +3,7 @@
 makes of an NLU server's answers (section 6.2)."""
 
 import json
+import logging
 
 import pytest
 
@@ -276,6 +277,27 @@ def test_http_interpreter_failures_give_an_empty_parse(client):
     assert HttpInterpreter(client).parse("hello there") == {
         "text": "hello there", "intent": {"name": None, "confidence": 0.0},
         "intent_ranking": [], "entities": []}
+
+
+def test_http_interpreter_failures_are_logged_with_fields(caplog):
+    with caplog.at_level(logging.ERROR, logger="coreactors.nlu.interpreter"):
+        HttpInterpreter(Recorder((503, None))).parse("hi")
+        HttpInterpreter(Recorder((200, ["x" * 500]))).parse("hi")
+    unavailable, odd = caplog.records
+    assert unavailable.msg.fields == {"status": 503, "text": "hi"}
+    assert unavailable.getMessage() == \
+        "The NLU server answered 503; the message 'hi' gets no intent."
+    # The answer is shown, cut at 200 characters as before.
+    assert odd.getMessage() == "The NLU server's answer is not a parse result: " + \
+        repr(["x" * 500])[:200]
+
+
+def test_bad_shorthand_entities_are_logged_with_fields(interpreter, caplog):
+    with caplog.at_level(logging.WARNING, logger="coreactors.markup"):
+        assert interpreter.parse('/greet{"a": 1')["entities"] == []
+        assert interpreter.parse("/greet@1.2.3")["intent"]["confidence"] == 0.0
+    assert [r.msg.fields for r in caplog.records] == [{"entities": '{"a": 1'},
+                                                      {"confidence": "@1.2.3"}]
 
 
 def test_http_interpreter_fills_in_missing_keys():

@@ -2,6 +2,7 @@
 (Rasa Core test_actions AC1-AC12 and the processor semantics of the references, section 7)."""
 
 import datetime
+import logging
 import time
 
 import pytest
@@ -292,6 +293,27 @@ def test_circuit_breaker_stops_after_ten_predictions(domain):
     tracker = new_tracker(domain)
     smaller.handle_message(tracker, UserMessage("/greet", "u1"))
     assert sum(isinstance(e, ActionExecuted) for e in tracker.events) == 1 + 3
+
+
+def test_the_loop_logs_named_fields(domain, memo_ensemble, caplog):
+    # Structured logs: the server's bridge hands these fields on, so they must be there.
+    with caplog.at_level(logging.WARNING, logger="coreactors.processor"):
+        processor_for(domain, PolicyEnsemble([AlwaysPolicy("utter_default")]),
+                      max_number_of_predictions=2).handle_message(
+            new_tracker(domain, "ann"), UserMessage("/greet", "ann"))
+        processor = processor_for(domain, memo_ensemble)
+        processor.action_for_name = lambda name: RemoteAction(name, None)
+        processor.handle_message(new_tracker(domain, "bob"), UserMessage("/remote", "bob"))
+    tripped, failed = [r for r in caplog.records if r.name == "coreactors.processor"][:2]
+    assert tripped.msg.fields == {"sender_id": "ann", "count": 2}
+    assert tripped.getMessage() == ("Circuit breaker tripped in conversation 'ann': stopped "
+                                    "after 2 actions without listening.")
+    assert failed.levelno == logging.ERROR
+    assert failed.msg.fields["action"] == "action_custom"
+    assert failed.msg.fields["sender_id"] == "bob"
+    assert "endpoint" in failed.msg.fields["error"]
+    assert failed.getMessage().startswith(
+        "Encountered an exception while running action 'action_custom' in conversation 'bob': ")
 
 
 def test_followup_action_is_predicted_next_without_policy(domain, memo_ensemble):

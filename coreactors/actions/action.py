@@ -1,12 +1,13 @@
 """Actions: what the bot can do. Default actions, template utterances, and the lookup by name.
 
 An action runs with a dispatcher (to talk), the tracker (to read) and the domain, and returns
-the events it wants logged. Custom actions run on an action server (``actions.remote``).
+the events it wants logged. Custom actions run on an action server (``actions.remote``). The
+base class is ``actions.base``'s; ``Action`` and ``ActionExecutionRejection`` stay importable
+from here.
 """
 
 import copy
-import logging
-from typing import Any, List, Optional
+from typing import Any, List
 
 from coreactors.dialogue.domain import (
     ACTION_DEACTIVATE_FORM_NAME, ACTION_DEFAULT_ASK_AFFIRMATION_NAME,
@@ -16,35 +17,12 @@ from coreactors.dialogue.domain import (
 from coreactors.dialogue.events import (
     ActionExecuted, Event, Form, Restarted, SlotSet, UserUttered, UserUtteranceReverted)
 from coreactors.dialogue.tracker import DialogueStateTracker
+from coreactors.actions.base import Action, ActionExecutionRejection
 from coreactors.actions.dispatcher import Dispatcher
+from coreactors.actions.remote import RemoteAction
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
-
-
-class ActionExecutionRejection(Exception):
-    """An action refused to run (an action server's 400 with ``action_name``)."""
-
-    def __init__(self, action_name: str, message: Optional[str] = None) -> None:
-        self.action_name = action_name
-        self.message = message or "Custom action '{}' rejected to run".format(action_name)
-        super().__init__(self.message)
-
-
-class Action:
-    """Base of all actions."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def name(self) -> str:
-        return self._name
-
-    def run(self, dispatcher: Dispatcher, tracker: DialogueStateTracker, domain: Domain
-            ) -> List[Event]:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return "{}('{}')".format(type(self).__name__, self.name())
+log = Log(__name__)
 
 
 class UtterAction(Action):
@@ -53,8 +31,9 @@ class UtterAction(Action):
     def run(self, dispatcher: Dispatcher, tracker: DialogueStateTracker, domain: Domain
             ) -> List[Event]:
         if not dispatcher.utter_template(self.name(), tracker.current_slot_values()):
-            logger.warning("Couldn't create message for template '%s': the domain has no such "
-                           "template.", self.name())
+            log.warn("Couldn't create message for template '{action}': the domain has no such "
+                     "template (conversation '{sender_id}').", action=self.name(),
+                     sender_id=tracker.sender_id)
         return []
 
 
@@ -164,6 +143,5 @@ def action_for_name(name: str, domain: Domain, remote_factory: Any = None) -> Ac
     if name.startswith("utter_"):
         return UtterAction(name)
     if remote_factory is None:
-        from coreactors.actions.remote import RemoteAction
         return RemoteAction(name, None)
     return remote_factory(name)

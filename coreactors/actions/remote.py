@@ -5,17 +5,17 @@ This is the Rasa Core action-server protocol. The HTTP call itself is injected (
 tests pass a plain function.
 """
 
-import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import coreactors
-from coreactors.actions.action import Action, ActionExecutionRejection
+from coreactors.actions.base import Action, ActionExecutionRejection
 from coreactors.actions.dispatcher import Dispatcher
 from coreactors.dialogue.domain import Domain
 from coreactors.dialogue.events import Event, InvalidEvent, event_from_dict
 from coreactors.dialogue.tracker import DialogueStateTracker, EventVerbosity
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 # Posts the JSON payload to the action server; returns (HTTP status, parsed JSON body or None).
 # Raises any exception when the server cannot be reached or does not answer in time.
@@ -109,8 +109,9 @@ def send_response(dispatcher: Dispatcher, response: Dict[str, Any],
     if name:
         rendered = dispatcher.nlg.generate(str(name), tracker.current_slot_values(), **response)
         if rendered is None:
-            logger.warning("The action server asked for the template '%s', which the domain "
-                           "does not have.", name)
+            log.warn("The action server asked for the template '{template}', which the domain "
+                     "does not have (conversation '{sender_id}').", template=name,
+                     sender_id=tracker.sender_id)
             return
         draft = rendered
     buttons = response.pop("buttons", None)

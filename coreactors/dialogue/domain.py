@@ -7,7 +7,6 @@ action index (default actions first) and the names of the state features policie
 
 import importlib
 import io
-import logging
 import weakref
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
@@ -15,8 +14,6 @@ import yaml
 
 from coreactors.dialogue.events import SlotSet
 from coreactors.dialogue.slots import SLOT_TYPES, Slot, UnfeaturizedSlot
-
-logger = logging.getLogger(__name__)
 
 ACTION_LISTEN_NAME = "action_listen"
 ACTION_RESTART_NAME = "action_restart"

@@ -12,6 +12,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Type
 
+from coreactors.markup import annotate_text
+
 if TYPE_CHECKING:  # pragma: no cover
     from coreactors.dialogue.tracker import DialogueStateTracker
 
@@ -183,7 +185,6 @@ class UserUttered(Event):
             return str(self.text)
         name = self.intent.get("name")
         if e2e:
-            from coreactors.nlu.training_data import annotate_text
             # Entities logged through the API may lack offsets or not fit the text, and some
             # texts cannot be written as markdown annotations at all: then the line says less
             # (the text without entities, or the plain intent line) rather than nothing.

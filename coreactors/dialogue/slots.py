@@ -1,9 +1,10 @@
 """Slots: the bot's memory, with the featurization of each slot type that Rasa Core 0.12 defines."""
 
-import logging
 from typing import Any, Dict, List, Optional, Type
 
-logger = logging.getLogger(__name__)
+from coreactors.logs import Log
+
+log = Log(__name__)
 
 
 class Slot:
@@ -161,8 +162,9 @@ class CategoricalSlot(Slot):
                 break
         else:
             if self.value is not None:
-                logger.warning("Categorical slot '%s' got the value %r, which is not one of "
-                               "its values %s.", self.name, self.value, self.values)
+                log.warn("Categorical slot '{slot}' got the value {value!r}, which is not one of "
+                         "its values {values}.", slot=self.name, value=self.value,
+                         values=self.values)
         return features
 
     def persistence_info(self) -> Dict[str, Any]:

@@ -4,6 +4,9 @@ A story file is a list of blocks (``## name``) made of user lines (``* intent{"e
 alternatives joined with ``OR``, end-to-end ``* intent: text``), bot lines (``- action`` or an
 event such as ``- slot{"name": "v"}``) and checkpoints (``> name``) that glue blocks together.
 Reading gives ``StoryStep`` objects; ``training.generator`` turns them into training trackers.
+End-to-end lines are parsed by the interpreter the caller passes in (anything with ``parse``);
+the intent shorthand and the entity annotations come from ``coreactors.markup``, so this module
+needs nothing of the NLU room.
 """
 
 import json
@@ -15,7 +18,7 @@ from coreactors.dialogue.domain import ACTION_LISTEN_NAME
 from coreactors.dialogue.events import (
     EVENT_TYPES, ActionExecuted, ActionExecutionRejected, Event, Form, InvalidEvent, SlotSet,
     UserUttered, event_from_dict)
-from coreactors.nlu.interpreter import NaturalLanguageInterpreter, RegexInterpreter
+from coreactors.markup import NaturalLanguageInterpreter, RegexInterpreter, parse_annotated_text
 
 STORY_START = "STORY_START"
 GENERATED_PREFIX = "GENR_"
@@ -143,7 +146,6 @@ def parse_user_line(text: str, interpreter: NaturalLanguageInterpreter, e2e: boo
     e2e_match = _E2E.match(text) if ("{" not in text.split(":", 1)[0]) else None
     if e2e_match and ":" in text:
         intent, message = e2e_match.group(1), e2e_match.group(2).strip()
-        from coreactors.nlu.training_data import parse_annotated_text
         plain, entities = parse_annotated_text(message)
         parse_data: Dict[str, Any]
         if e2e:

@@ -5,11 +5,12 @@ random with the generator's own random source, so tests can seed it.
 """
 
 import copy
-import logging
 import random
 from typing import Any, Dict, List, Optional
 
-logger = logging.getLogger(__name__)
+from coreactors.logs import Log
+
+log = Log(__name__)
 
 
 def fill_template(template: Dict[str, Any], values: Dict[str, Any]) -> Dict[str, Any]:
@@ -21,7 +22,8 @@ def fill_template(template: Dict[str, Any], values: Dict[str, Any]) -> Dict[str,
     try:
         filled["text"] = text.format(**values)
     except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:
-        logger.warning("Could not fill the template text %r: %s (left unfilled).", text, e)
+        log.warn("Could not fill the template text {text!r}: {error} (left unfilled).",
+                 text=text, error=str(e))
     return filled
 
 

@@ -6,15 +6,16 @@ short one. Reverting events (rewind, undo) rebuilds the state by replaying the a
 """
 
 import enum
-import logging
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
 
 from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain, StateFeatures
 from coreactors.dialogue.events import (
     ActionExecuted, ActionReverted, BotUttered, Event, Form, Restarted, SlotSet, UserUttered,
     UserUtteranceReverted, events_from_dicts)
+from coreactors.dialogue.stories import story_from_events
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 # A state is the set of (feature name, value) pairs of one moment of the conversation.
 State = StateFeatures
@@ -193,7 +194,8 @@ class DialogueStateTracker:
     def _set_slot(self, name: str, value: Any) -> None:
         slot = self.slots.get(name)
         if slot is None:
-            logger.debug("Tried to set the slot '%s', which the domain does not define.", name)
+            log.debug("Conversation '{sender_id}' tried to set the slot '{slot}', which the "
+                      "domain does not define.", sender_id=self.sender_id, slot=name)
             return
         slot.value = value
 
@@ -398,7 +400,6 @@ class DialogueStateTracker:
 
     def export_stories(self, e2e: bool = False) -> str:
         """The conversation as a story in Rasa's markdown."""
-        from coreactors.dialogue.stories import story_from_events
         return story_from_events(self.applied_events(), self.sender_id, e2e)
 
     def __eq__(self, other: object) -> bool:

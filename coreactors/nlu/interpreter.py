@@ -1,93 +1,26 @@
 """Interpreters turn a user's text into parse data: intent, confidence and entities.
 
-The RegexInterpreter reads the ``/intent{"entity": "value"}`` shorthand that stories, buttons and
-tests use; it is the interpreter when no NLU model is configured, and every message starting
-with ``/`` goes to it even when one is. The HttpInterpreter asks a Rasa NLU server; the local
+The RegexInterpreter (defined in ``coreactors.markup``, re-exported here) reads the
+``/intent{"entity": "value"}`` shorthand that stories, buttons and tests use; it is the
+interpreter when no NLU model is configured, and every message starting with ``/`` goes to it
+even when one is. The HttpInterpreter asks a Rasa NLU server; the local
 model (``coreactors.nlu.model.NLUModel``) is an interpreter too, as it has ``parse``.
 """
 
-import json
-import logging
 import os
-import re
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
-logger = logging.getLogger(__name__)
+# The shorthand's reader and the interpreters' common shape live in coreactors.markup, where
+# stories can use them without importing this room; they stay importable from here.
+from coreactors.markup import (
+    INTENT_MESSAGE_PREFIX, NaturalLanguageInterpreter, RegexInterpreter, empty_parse)
+from coreactors.logs import Log
 
-INTENT_MESSAGE_PREFIX = "/"
-
-_SHORTHAND = re.compile(r"^[/]?([^{@]+)(@[0-9.]+)?([{].+)?", re.DOTALL)
-
-
-class NaturalLanguageInterpreter:
-    """What every interpreter offers: ``parse(text) -> parse data`` in Rasa NLU's shape."""
-
-    def parse(self, text: str) -> Dict[str, Any]:
-        raise NotImplementedError
-
-
-class RegexInterpreter(NaturalLanguageInterpreter):
-    """Parses ``/intent@confidence{json entities}`` with confidence 1.0 by default."""
-
-    @staticmethod
-    def _parse_entities(block: Optional[str], start: int, end: int) -> List[Dict[str, Any]]:
-        if not block:
-            return []
-        try:
-            values = json.loads(block)
-        except ValueError:
-            logger.warning("Ignoring the entities of a /intent message: %r is not valid JSON.",
-                           block)
-            return []
-        if not isinstance(values, dict):
-            logger.warning("Ignoring the entities of a /intent message: %r is not an object.",
-                           block)
-            return []
-        entities = []
-        for name, value in values.items():
-            for v in (value if isinstance(value, list) else [value]):
-                entities.append({"entity": name, "start": start, "end": end, "value": v})
-        return entities
-
-    @staticmethod
-    def _parse_confidence(raw: Optional[str]) -> float:
-        if not raw:
-            return 1.0
-        try:
-            return float(raw[1:])
-        except ValueError:
-            logger.warning("Invalid confidence %r in a /intent message; using 0.0.", raw)
-            return 0.0
-
-    def parse(self, text: str) -> Dict[str, Any]:
-        match = _SHORTHAND.match(text.strip() if text else "")
-        if text and not text.startswith(INTENT_MESSAGE_PREFIX):
-            text = INTENT_MESSAGE_PREFIX + text
-        if not match:
-            return empty_parse(text or "")
-        intent = match.group(1).strip()
-        confidence = self._parse_confidence(match.group(2))
-        # The entity span is the JSON block's place in the message as it was sent.
-        start = match.start(3) if match.group(3) else 0
-        end = match.end(3) if match.group(3) else 0
-        entities = self._parse_entities(match.group(3), start, end)
-        return {
-            "text": text,
-            "intent": {"name": intent, "confidence": confidence},
-            "intent_ranking": [{"name": intent, "confidence": confidence}],
-            "entities": entities,
-        }
-
+log = Log(__name__)
 
 # Sends the query parameters of one ``/parse`` call; returns (HTTP status, parsed JSON body or
 # None). Raises when the NLU server cannot be reached or does not answer in time.
 NLUServerClient = Callable[[Dict[str, str]], Tuple[int, Any]]
-
-
-def empty_parse(text: str) -> Dict[str, Any]:
-    """What a message parses to when nothing could be understood: no intent, no entities."""
-    return {"text": text, "intent": {"name": None, "confidence": 0.0}, "intent_ranking": [],
-            "entities": []}
 
 
 def project_and_model(nlu: Optional[str]) -> Tuple[str, Optional[str]]:
@@ -125,15 +58,15 @@ class HttpInterpreter(NaturalLanguageInterpreter):
         try:
             status, body = self.client(self.query(text))
         except Exception as e:  # whatever the transport raised, this message goes unparsed
-            logger.error("The NLU server could not be reached (%s); the message %r gets no "
-                         "intent.", e, text)
+            log.error("The NLU server could not be reached ({error}); the message {text!r} gets "
+                      "no intent.", error=str(e), text=text)
             return empty_parse(text)
         if status != 200:
-            logger.error("The NLU server answered %s; the message %r gets no intent.",
-                         status, text)
+            log.error("The NLU server answered {status}; the message {text!r} gets no intent.",
+                      status=status, text=text)
             return empty_parse(text)
         if not _looks_like_parse(body):
-            logger.error("The NLU server's answer is not a parse result: %.200r", body)
+            log.error("The NLU server's answer is not a parse result: {body!r:.200}", body=body)
             return empty_parse(text)
         result = dict(body)
         result.setdefault("text", text)
@@ -156,3 +89,7 @@ def _looks_like_parse(body: Any) -> bool:
                                      and all(isinstance(e, dict) for e in entities)):
         return False
     return True
+
+
+__all__ = ["INTENT_MESSAGE_PREFIX", "NaturalLanguageInterpreter", "RegexInterpreter",
+           "HttpInterpreter", "NLUServerClient", "empty_parse", "project_and_model"]

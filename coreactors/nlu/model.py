@@ -19,7 +19,6 @@ loading a model never runs code from it.
 
 import dataclasses
 import json
-import logging
 import os
 import tempfile
 import zipfile
@@ -33,8 +32,9 @@ from coreactors.nlu.intent_classifier import IntentClassifier, normalize_word
 from coreactors.nlu.interpreter import empty_parse
 from coreactors.nlu.tokenizer import Token, tokenize
 from coreactors.nlu.training_data import TrainingData
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 MODEL_FORMAT = "coreactors-nlu"
 # Bumped whenever the persisted layout or the meaning of stored arrays changes.
@@ -213,10 +213,11 @@ def _map_component(component: Dict[str, Any], options: Dict[str, Any]) -> None:
     rest = {k: v for k, v in component.items() if k != "name"}
     if role is None:
         if name in _UNSUPPORTED_EXTRACTORS:
-            logger.warning("NLU pipeline component %r is not available; it is ignored and its "
-                           "entities will not be extracted.", name)
+            log.warn("NLU pipeline component {component!r} is not available; it is ignored and "
+                     "its entities will not be extracted.", component=name)
         else:
-            logger.info("NLU pipeline component %r has no equivalent here; ignored.", name)
+            log.info("NLU pipeline component {component!r} has no equivalent here; ignored.",
+                     component=name)
         return
     used: List[str] = []
     if role == "coreactors":
@@ -255,8 +256,8 @@ def _map_component(component: Dict[str, Any], options: Dict[str, Any]) -> None:
             used.append("L2_c")
     ignored = sorted(k for k in rest if k not in used)
     if ignored:
-        logger.info("NLU pipeline component %r: option(s) %s have no equivalent here; ignored.",
-                    name, ", ".join(ignored))
+        log.info("NLU pipeline component {component!r}: option(s) {options} have no equivalent "
+                 "here; ignored.", component=name, options=", ".join(ignored))
 
 
 def nlu_config_from_dict(raw: Optional[Dict[str, Any]]) -> NLUConfig:
@@ -279,7 +280,8 @@ def nlu_config_from_dict(raw: Optional[Dict[str, Any]]) -> NLUConfig:
             if pipeline not in RASA_PIPELINE_TEMPLATES:
                 raise NLUConfigError("unknown NLU pipeline {!r} (known: coreactors, {})".format(
                     pipeline, ", ".join(RASA_PIPELINE_TEMPLATES)))
-            logger.info("NLU pipeline %r is served by the coreactors pipeline.", pipeline)
+            log.info("NLU pipeline {pipeline!r} is served by the coreactors pipeline.",
+                     pipeline=pipeline)
     elif isinstance(pipeline, list):
         for index, component in enumerate(pipeline):
             if isinstance(component, str):

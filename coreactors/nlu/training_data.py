@@ -23,13 +23,18 @@ Where we differ from Rasa on purpose, so that mistakes surface instead of silent
 
 import copy
 import json
-import logging
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-logger = logging.getLogger(__name__)
+# The annotation syntax lives in coreactors.markup, where stories read and write it too;
+# annotate_text stays importable from here.
+from coreactors.markup import AnnotationError, annotate_text
+from coreactors.markup import parse_annotated_text as _parse_annotated_text
+from coreactors.logs import Log
+
+log = Log(__name__)
 
 INTENT = "intent"
 SYNONYM = "synonym"
@@ -45,9 +50,6 @@ _COMMENT_RE = re.compile(r"<!--.*?--!?>", re.DOTALL)
 # "##" not followed by a third "#", then "word:" -> a section header (known or not).
 _SECTION_RE = re.compile(r"^##(?!#)\s*([A-Za-z_][\w-]*)\s*:(.*)$")
 _ITEM_RE = re.compile(r"^[-*+]\s*(.*)$")
-# Looser than Rasa's (which requires non-empty text) so that empty parts can be reported instead
-# of leaving the markup in the example text.
-_ANNOTATION_RE = re.compile(r"\[(?P<text>[^\]]*)\]\((?P<entity>[^:)]*)(?::(?P<value>[^)]*))?\)")
 _NLU_MARKDOWN_HEADER_RE = re.compile(
     r"^[ \t]*##(?!#)[ \t]*(?:intent|synonym|regex|lookup)[ \t]*:", re.MULTILINE | re.IGNORECASE)
 
@@ -115,37 +117,11 @@ class TrainingData:
 
 def _parse_annotations(text: str, filename: Optional[str],
                        line: Optional[int]) -> Tuple[str, List[Dict[str, Any]]]:
-    plain_parts = []
-    entities = []
-    plain_len = 0
-    pos = 0
-    for match in _ANNOTATION_RE.finditer(text):
-        covered = match.group("text")
-        entity_type = match.group("entity").strip()
-        value = match.group("value")
-        if not covered:
-            raise TrainingDataError(
-                "entity annotation {!r} has empty text".format(match.group(0)), filename, line)
-        if not entity_type:
-            raise TrainingDataError(
-                "entity annotation {!r} has an empty entity type".format(match.group(0)),
-                filename, line)
-        if value is not None and value == "":
-            raise TrainingDataError(
-                "entity annotation {!r} has an empty value after ':'".format(match.group(0)),
-                filename, line)
-        before = text[pos:match.start()]
-        plain_parts.append(before)
-        plain_len += len(before)
-        start = plain_len
-        plain_parts.append(covered)
-        plain_len += len(covered)
-        entities.append({"start": start, "end": plain_len,
-                         "value": covered if value is None else value,
-                         "entity": entity_type})
-        pos = match.end()
-    plain_parts.append(text[pos:])
-    return "".join(plain_parts), entities
+    # Training data errors name the file and line, so the bare annotation error gets them here.
+    try:
+        return _parse_annotated_text(text)
+    except AnnotationError as e:
+        raise TrainingDataError(str(e), filename, line) from None
 
 
 def parse_annotated_text(text: str) -> Tuple[str, List[Dict[str, Any]]]:
@@ -155,54 +131,6 @@ def parse_annotated_text(text: str) -> Tuple[str, List[Dict[str, Any]]]:
     refer to the plain text. Raises TrainingDataError for an empty text, type or value.
     """
     return _parse_annotations(text, None, None)
-
-
-def annotate_text(text: str, entities: List[Dict[str, Any]]) -> str:
-    """Inverse of :func:`parse_annotated_text`.
-
-    Entities are taken in order of ``start``; one overlapping an earlier one is left out. The
-    value is written (with ``str()``) only where it differs from the covered text. Raises
-    ValueError if the result would not read back as the same text and entities, e.g. when the
-    plain text itself contains ``[..](..)`` or an entity type contains ``:`` or ``)``.
-    """
-    kept = []
-    last_end = 0
-    for entity in sorted(entities, key=lambda e: (e["start"], e["end"])):
-        start, end = entity["start"], entity["end"]
-        if not 0 <= start < end <= len(text):
-            raise ValueError("entity {!r} does not fit in text {!r}".format(entity, text))
-        if start < last_end:
-            continue
-        kept.append(entity)
-        last_end = end
-
-    parts = []
-    pos = 0
-    expected = []
-    for entity in kept:
-        start, end = entity["start"], entity["end"]
-        covered = text[start:end]
-        value = entity.get("value")
-        value = covered if value is None else str(value)
-        parts.append(text[pos:start])
-        if value == covered:
-            parts.append("[{}]({})".format(covered, entity["entity"]))
-        else:
-            parts.append("[{}]({}:{})".format(covered, entity["entity"], value))
-        pos = end
-        expected.append({"start": start, "end": end, "value": value, "entity": entity["entity"]})
-    parts.append(text[pos:])
-    annotated = "".join(parts)
-
-    # Markdown has no escaping, so check by reading back rather than predicting every clash.
-    try:
-        reread = parse_annotated_text(annotated)
-    except TrainingDataError:
-        reread = None
-    if reread != (text, expected):
-        raise ValueError("text {!r} with entities {!r} cannot be written as markdown "
-                         "annotations".format(text, kept))
-    return annotated
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +163,8 @@ def _add_synonym(synonyms: Dict[str, str], text: str, value: Any) -> None:
     previous = synonyms.get(key)
     if previous is not None and previous != value:
         # Rasa only warns here; the later definition wins.
-        logger.debug("synonym %r changed from %r to %r", key, previous, value)
+        log.debug("synonym {synonym!r} changed from {previous!r} to {value!r}", synonym=key,
+                  previous=previous, value=value)
     synonyms[key] = value
 
 
@@ -611,7 +540,7 @@ def load_data(path: str) -> TrainingData:
             else:
                 is_nlu = _looks_like_nlu_markdown(text)
             if not is_nlu:
-                logger.debug("skipping %s: not NLU training data", file_path)
+                log.debug("skipping {path}: not NLU training data", path=file_path)
                 continue
             loaded = _load_file(file_path, text)
             # Same result as merge(), without copying everything loaded so far once per file.

@@ -8,7 +8,6 @@ mapping 5), then to the one listed first. Also here: the policy configuration fi
 import datetime
 import importlib
 import json
-import logging
 import os
 import platform
 from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple, Type
@@ -27,8 +26,6 @@ from coreactors.policies.memory import AnswerMemory
 from coreactors.policies.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
 from coreactors.policies.neural import NeuralPolicy
 from coreactors.policies.policy import Policy, keys_predictions
-
-logger = logging.getLogger(__name__)
 
 METADATA_FILE = "policy_metadata.json"
 # Decisions an ensemble remembers per domain (see probabilities_using_best_policy); when full

@@ -6,7 +6,6 @@ vector in the domain's feature order; tracker featurizers cut the state history 
 """
 
 import json
-import logging
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -15,8 +14,6 @@ import numpy as np
 from coreactors.dialogue.domain import Domain
 from coreactors.dialogue.tracker import DialogueStateTracker, State, padded_window
 from coreactors.policies.memory import AnswerMemory
-
-logger = logging.getLogger(__name__)
 
 # A window of states, oldest first; None stands for "before the conversation started".
 Window = Tuple[Optional[State], ...]

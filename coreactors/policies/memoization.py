@@ -7,7 +7,6 @@ matches after an unrelated earlier turn.
 """
 
 import json
-import logging
 import os
 from typing import Any, Dict, Hashable, List, Optional, Sequence, Set
 
@@ -16,8 +15,9 @@ from coreactors.dialogue.events import ActionExecuted
 from coreactors.dialogue.tracker import DialogueStateTracker
 from coreactors.policies.featurizers import MaxHistoryTrackerFeaturizer, TrackerFeaturizer, Window
 from coreactors.policies.policy import Policy, confidence_scores_for
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 LOOKUP_FILE = "memorized_turns.json"
 
@@ -70,7 +70,7 @@ class MemoizationPolicy(Policy):
                 del extra[window]
                 extra_ambiguous.add(window)
         self.lookup.update(extra)
-        logger.debug("Memorized %d turns.", len(self.lookup))
+        log.debug("{policy} memorized {turns} turns.", policy=self.name, turns=len(self.lookup))
 
     def _add(self, window: Window, label: str, ambiguous: Set[Window]) -> None:
         if window in ambiguous:
@@ -123,7 +123,8 @@ class MemoizationPolicy(Policy):
     def _load_extra(self, path: str) -> None:
         lookup_path = os.path.join(path, LOOKUP_FILE)
         if not os.path.exists(lookup_path):
-            logger.info("No memorized turns at %s; starting empty.", lookup_path)
+            log.info("No memorized turns at {path}; starting empty.", path=lookup_path,
+                     policy=self.name)
             return
         with open(lookup_path, encoding="utf-8") as f:
             data = json.load(f)

@@ -5,7 +5,6 @@ from every training window, so it also answers in situations the stories never s
 memoization has nothing to say. Written in numpy; training is deterministic for a fixed seed.
 """
 
-import logging
 import os
 from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence
 
@@ -17,8 +16,9 @@ from coreactors.policies.featurizers import TrackerFeaturizer
 from coreactors.policies.memory import AnswerMemory
 from coreactors.policies.network import FeedForwardClassifier
 from coreactors.policies.policy import Policy
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 NETWORK_FILE = "network.npz"
 # Conversations keep revisiting the same few windows of states; the network's answer for a
@@ -46,7 +46,8 @@ class NeuralPolicy(Policy):
             featurizer = MaxHistoryTrackerFeaturizer(max_history=max_history)
         super().__init__(featurizer, priority)
         if unknown:
-            logger.warning("NeuralPolicy ignores the option(s) %s.", ", ".join(sorted(unknown)))
+            log.warn("{policy} ignores the option(s) {options}.", policy=self.name,
+                     options=", ".join(sorted(unknown)))
         if rnn_size is not None:
             # Rasa's size of the LSTM: the width of our one hidden layer.
             hidden_layers_sizes = (int(rnn_size),)
@@ -80,7 +81,7 @@ class NeuralPolicy(Policy):
             validation_split=self.validation_split, dropout=self.dropout,
             random_seed=self.random_seed)
         if not windows:
-            logger.warning("The neural policy has no training examples.")
+            log.warn("The neural policy has no training examples.", policy=self.name)
             return
         X = self._encode(windows, domain)
         y = np.array([domain.index_for_action(a) for a in labels], dtype=np.int64)

@@ -9,7 +9,6 @@ have rejected the message at run time; the evaluation logs that rejection and as
 server would.
 """
 
-import logging
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -23,8 +22,6 @@ from coreactors.nlu.interpreter import NaturalLanguageInterpreter, RegexInterpre
 from coreactors.processor import MessageProcessor
 from coreactors.training.generator import TrainingTracker, generate_trackers
 from coreactors.training.metrics import ClassificationReport, classification_report
-
-logger = logging.getLogger(__name__)
 
 MEMOIZATION_SUFFIXES = ("_MemoizationPolicy", "_AugmentedMemoizationPolicy")
 

@@ -6,7 +6,6 @@ story ends to story starts (seeded, so training is reproducible), which teaches 
 what came before a story does not change it.
 """
 
-import logging
 import random
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -15,8 +14,9 @@ from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain
 from coreactors.dialogue.events import ActionExecuted, Event, UserUttered
 from coreactors.dialogue.stories import STORY_START, StoryStep
 from coreactors.dialogue.tracker import DialogueStateTracker
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 MAX_ROUNDS = 50
 AUGMENTATION_ROUNDS = 3
@@ -143,7 +143,7 @@ class TrainingDataGenerator:
                     active.setdefault(checkpoint, []).append(partial)
             if not active:
                 return
-        logger.warning("Stopped following story checkpoints after %d rounds.", MAX_ROUNDS)
+        log.warn("Stopped following story checkpoints after {rounds} rounds.", rounds=MAX_ROUNDS)
 
     def generate(self) -> List[TrainingTracker]:
         finished: List[_Partial] = []

@@ -6,7 +6,6 @@
 """
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -18,8 +17,9 @@ from coreactors.model import Model, persist_model
 from coreactors.policies.ensemble import PolicyEnsemble, load_policy_config
 from coreactors.policies.policy import Policy
 from coreactors.training.generator import TrainingTracker, generate_trackers
+from coreactors.logs import Log
 
-logger = logging.getLogger(__name__)
+log = Log(__name__)
 
 DEFAULT_AUGMENTATION = 50
 
@@ -48,8 +48,8 @@ def train_dialogue_model(domain_file: str, stories: str, output: Optional[str] =
     ensemble.check_domain(domain)
     started = time.time()
     trackers = load_training_trackers(domain, stories, policies, augmentation_factor)
-    logger.info("Generated %d training trackers in %.2f s.", len(trackers),
-                time.time() - started)
+    log.info("Generated {trackers} training trackers in {duration:.2f} s.",
+             trackers=len(trackers), duration=time.time() - started)
     ensemble.train(trackers, domain, progress=progress)
     fingerprint = None
     if output:
