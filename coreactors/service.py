@@ -25,13 +25,13 @@ from coreactors.actors.supervisor import Supervisor
 from coreactors.actors.worker_pool import WorkerPool
 from coreactors.affinity import mark_background_thread
 from coreactors.endpoints import AvailableEndpoints, EndpointConfig, read_yaml_config
+from coreactors.log_observers import levelled
 from coreactors.model import InvalidModel, Model
 from coreactors.model_archives import ModelArchives
 from coreactors.nlu.interpreter import (
     HttpInterpreter, NaturalLanguageInterpreter, project_and_model)
 from coreactors.stores.base import TrackerStore
 from coreactors.stores.config import store_from_endpoint
-from coreactors.log_observers import levelled
 
 log = Logger(observer=levelled)
 

@@ -29,10 +29,10 @@ from coreactors.dialogue.domain import UnknownAction
 from coreactors.dialogue.events import ActionExecuted, InvalidEvent, events_from_dicts
 from coreactors.dialogue.tracker import DialogueStateTracker
 from coreactors.fastpaths.pykka_pool import PooledActor
+from coreactors.log_observers import levelled
 from coreactors.model import Model
 from coreactors.processor import MessageProcessor, UserMessage
 from coreactors.stores.base import StoreError, TrackerStore, WriteChain
-from coreactors.log_observers import levelled
 
 log = Logger(observer=levelled)
 

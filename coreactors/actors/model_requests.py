@@ -17,11 +17,11 @@ from coreactors.actors.interface import ConversationError, NoModelLoaded
 from coreactors.actors.supervisor import RunInThread, Supervisor
 from coreactors.dialogue.events import InvalidEvent
 from coreactors.dialogue.tracker import DialogueStateTracker
+from coreactors.log_observers import levelled
+from coreactors.markup import INTENT_MESSAGE_PREFIX, RegexInterpreter
 from coreactors.model import InvalidModel, Model
 from coreactors.model_archives import ModelArchives
-from coreactors.nlu.interpreter import INTENT_MESSAGE_PREFIX, RegexInterpreter
 from coreactors.processor import MessageProcessor
-from coreactors.log_observers import levelled
 
 log = Logger(observer=levelled)
 

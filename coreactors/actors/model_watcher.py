@@ -32,9 +32,9 @@ from coreactors.actors.model_server import (
     DownloadTooLarge, ModelServerClient, PullSettings)
 from coreactors.actors.reply import Reply
 from coreactors.endpoints import EndpointConfig
+from coreactors.log_observers import levelled
 from coreactors.model import InvalidModel, Model
 from coreactors.model_archives import ModelArchives
-from coreactors.log_observers import levelled
 
 log = Logger(observer=levelled)
 

@@ -32,10 +32,10 @@ from coreactors.actors.reply import Reply, ReplyBridge
 from coreactors.actors.worker_pool import WorkerPool
 from coreactors.dialogue.domain import Domain
 from coreactors.dialogue.tracker import EventVerbosity
+from coreactors.log_observers import levelled
 from coreactors.model import Model
 from coreactors.model_archives import ModelArchives
 from coreactors.stores.base import StoreError, TrackerStore
-from coreactors.log_observers import levelled
 
 log = Logger(observer=levelled)
 
