@@ -20,6 +20,7 @@ import json
 import logging
 from typing import IO, Any, Dict, Optional
 
+from twisted.application import service
 from twisted.logger import (
     FileLogObserver, FilteringLogObserver, ILogObserver, LogLevel, LogLevelFilterPredicate,
     Logger, formatEvent, globalLogPublisher, textFileLogObserver)
@@ -28,6 +29,7 @@ from twisted.python.failure import Failure
 from coreactors.logs import StructuredMessage
 
 NAMESPACE = "coreactors"
+LOG_FORMATS = ("text", "json")
 
 # The run's level for coreactors' own Twisted-side events (set once by configure_logging).
 _levels = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
@@ -97,9 +99,9 @@ def level_for(options: Dict[str, Any]) -> LogLevel:
             LogLevel.warn if options.get("quiet") else LogLevel.info)
 
 
-def configure_logging(options: Dict[str, Any], out: Optional[IO[str]] = None) -> None:
-    """The run's level for coreactors' events, the stdlib bridge, and the ``-o`` file (text,
-    or JSON lines with ``log_format: json``). Once per process (the entry point calls it)."""
+def configure_logging(options: Dict[str, Any]) -> None:
+    """The run's level for coreactors' events and the stdlib bridge. Once per process (the
+    entry point calls it); the ``-o`` file is the service tree's (``LogFileService``)."""
     level = level_for(options)
     _levels.setLogLevelForNamespace(NAMESPACE, level)
     stdlib_level = {LogLevel.debug: logging.DEBUG, LogLevel.info: logging.INFO}.get(
@@ -108,15 +110,41 @@ def configure_logging(options: Dict[str, Any], out: Optional[IO[str]] = None) ->
     root.setLevel(stdlib_level)
     if not any(isinstance(h, StdlibBridge) for h in root.handlers):
         root.addHandler(StdlibBridge())
-    log_file = options.get("log_file")
-    if out is None and log_file:
-        out = open(log_file, "a", encoding="utf-8")
-    if out is not None:
-        if (options.get("log_format") or "text") == "json":
-            globalLogPublisher.addObserver(json_lines_observer(out))
-        else:
-            globalLogPublisher.addObserver(textFileLogObserver(out))
 
 
-__all__ = ["StdlibBridge", "configure_logging", "json_line", "json_lines_observer",
-           "level_for", "levelled"]
+class LogFileService(service.Service):
+    """Writes the log to a file (``-o``) while the server runs: as text, or as JSON lines.
+
+    Started first and stopped last, so it sees everything from the server's start (its first
+    line says what it serves) to its last line. An observer added before twistd begins logging
+    would see the early events twice (twistd replays its buffer to every observer)."""
+
+    name = "log-file"
+
+    def __init__(self, path: str, format: str = "text") -> None:
+        if format not in LOG_FORMATS:
+            raise ValueError("log format: text or json, not {!r}".format(format))
+        self.path = path
+        self.format = format
+        self._out: Optional[IO[str]] = None
+        self._observer: Optional[ILogObserver] = None
+
+    def startService(self) -> None:
+        self._out = open(self.path, "a", encoding="utf-8")
+        self._observer = (json_lines_observer(self._out) if self.format == "json"
+                          else textFileLogObserver(self._out))
+        globalLogPublisher.addObserver(self._observer)
+        super().startService()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._observer is not None:
+            globalLogPublisher.removeObserver(self._observer)
+            self._observer = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+__all__ = ["LOG_FORMATS", "LogFileService", "StdlibBridge", "configure_logging", "json_line",
+           "json_lines_observer", "level_for", "levelled"]

@@ -1,7 +1,8 @@
 """Builds the process's Twisted service tree from the run options (for twistd and the CLI).
 
-The tree, in start order: the actor system (store, worker pool, supervisor), the model watcher
-(when endpoints.yml names a model server), then the HTTP endpoint. Twisted stops children in
+The tree, in start order: the log file (``-o``), the actor system (store, worker pool,
+supervisor), the model watcher (when endpoints.yml names a model server), then the HTTP
+endpoint. Twisted stops children in
 reverse, so on SIGTERM the server first stops listening, then stops pulling models, then lets
 in-flight turns finish and stops every actor.
 
@@ -25,7 +26,7 @@ from coreactors.actors.supervisor import Supervisor
 from coreactors.actors.worker_pool import WorkerPool
 from coreactors.affinity import mark_background_thread
 from coreactors.endpoints import AvailableEndpoints, EndpointConfig, read_yaml_config
-from coreactors.log_observers import levelled
+from coreactors.log_observers import LogFileService, levelled
 from coreactors.model import InvalidModel, Model
 from coreactors.model_archives import ModelArchives
 from coreactors.nlu.interpreter import (
@@ -51,6 +52,9 @@ class ActorSystemService(service.Service):
     def startService(self) -> None:
         super().startService()
         self.supervisor.start()
+        log.info("coreactors serving model {fingerprint}",
+                 fingerprint=self.supervisor.fingerprint
+                 or "(none yet: waiting for the model server)")
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -146,12 +150,12 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
     site = make_site(app.resource(), quiet=bool(options.get("quiet")))
 
     root = service.MultiService()
+    if options.get("log_file"):
+        LogFileService(options["log_file"], options.get("log_format") or "text"
+                       ).setServiceParent(root)
     ActorSystemService(supervisor, reactor, archives).setServiceParent(root)
     if watcher is not None:
         watcher.setServiceParent(root)
     listen = options.get("listen") or "tcp:{}".format(int(options.get("port") or 5005))
     strports.service(listen, site, reactor=reactor).setServiceParent(root)
-    log.info("coreactors serving model {fingerprint} on {listen}",
-             fingerprint=supervisor.fingerprint or "(none yet: waiting for the model server)",
-             listen=listen)
     return root

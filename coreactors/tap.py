@@ -65,7 +65,8 @@ class Options(usage.Options):
         self["debug"] = True
 
     def postOptions(self) -> None:
-        if self["log_format"] not in ("text", "json"):
+        from coreactors.log_observers import LOG_FORMATS
+        if self["log_format"] not in LOG_FORMATS:
             raise usage.UsageError("--log_format: text or json, not {!r}".format(
                 self["log_format"]))
         # A bad --jwt_method or key must stop the start, not fail every request later.
