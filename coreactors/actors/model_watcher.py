@@ -132,17 +132,6 @@ def _snippet(body: bytes) -> str:
     return (text[:200] + "...") if len(text) > 200 else (text or "no body")
 
 
-def _describe(error: BaseException) -> str:
-    # twisted's ResponseNeverReceived and friends wrap the real reason in a list of Failures.
-    reasons = [getattr(r, "value", r) for r in getattr(error, "reasons", None) or []]
-    return "; ".join(str(e) or type(e).__name__ for e in reasons or [error])
-
-
-def _snippet(body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
-    return (text[:200] + "...") if len(text) > 200 else (text or "no body")
-
-
 class ModelWatcherService(service.Service):
     """Keeps time for the pulls and hands each new model to the Supervisor (reactor thread).
 
