@@ -5,9 +5,10 @@
 POST /hop/<sender> sends the request body to one actor per sender, which answers at once; no
 dialogue work, no store. Everything else is the server's: the actors run as conversation actors
 do (pykka actors on coreactors' dispatcher) and answer through the same reply bridge; the site
-and the Klein routing are the server's (its request and connection classes, no access log as
-with ``--quiet``, routes matched once); the interpreter is tuned as the server tunes it. So this
-is the cost of HTTP + one actor hop in this stack. CPUS pins it as the server's ``--cpus`` does.
+and the Klein routing are the server's (``make_site`` and ``klein_app``, with the same fast
+paths, no access log as with ``--quiet``); the interpreter is tuned as the server tunes it. So
+this is the cost of HTTP + one actor hop in this stack. CPUS pins it as the server's ``--cpus``
+does.
 """
 
 import json
@@ -18,8 +19,9 @@ from twisted.internet import defer, reactor
 from coreactors.actors.conversation import Reply, ReplyBridge
 from coreactors.actors.dispatcher import Dispatcher, PooledActor
 from coreactors.affinity import parse_cpu_list, pin_process
-from coreactors.http.routing import RoutingKlein
-from coreactors.service import QuietSite, tune_interpreter
+from coreactors.http.app import make_site
+from coreactors.http.routing import klein_app
+from coreactors.service import tune_interpreter
 
 
 class EchoActor(PooledActor):
@@ -29,7 +31,7 @@ class EchoActor(PooledActor):
 
 
 class Ceiling:
-    app = RoutingKlein()
+    app = klein_app()
 
     def __init__(self):
         self.actors = {}
@@ -61,7 +63,7 @@ if __name__ == "__main__":
     port = int(sys.argv[1])
     if len(sys.argv) > 2:
         pin_process(parse_cpu_list(sys.argv[2]))
-    site = QuietSite(Ceiling().app.resource())
+    site = make_site(Ceiling().app.resource(), quiet=True)
     tune_interpreter()
     reactor.listenTCP(port, site, interface="127.0.0.1")
     reactor.run()

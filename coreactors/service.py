@@ -22,7 +22,7 @@ from coreactors.actors.model_watcher import watcher_for
 from coreactors.actors.supervisor import Supervisor
 from coreactors.affinity import parse_cpu_list, pin_process
 from coreactors.endpoints import AvailableEndpoints, EndpointConfig, read_yaml_config
-from coreactors.http.app import APISite
+from coreactors.http.app import make_site
 from coreactors.model import InvalidModel, Model
 from coreactors.nlu.interpreter import (
     HttpInterpreter, NaturalLanguageInterpreter, project_and_model)
@@ -57,13 +57,6 @@ class ActorSystemService(service.Service):
         except Exception:  # closing is best effort; the data is already committed
             log.failure("Closing the tracker store failed.")
         log.info("Stopped every conversation actor.")
-
-
-class QuietSite(APISite):
-    """A Site without the per-request access log (``--quiet``)."""
-
-    def log(self, request: Any) -> None:
-        pass
 
 
 class _ToTwistedLogging(logging.Handler):
@@ -125,8 +118,8 @@ def tune_interpreter() -> None:
     sys.setswitchinterval(0.0005)
     # The collector's pauses are the server's longest. Every request leaves about 14 objects
     # in a reference cycle (Klein's per-request error handler refers to itself; what the
-    # request held is dropped in APIRequest._cleanup), which only the collector frees, and
-    # every turn adds ~10 long-lived objects to its tracker. A young pass costs in
+    # request held is dropped by the request_cleanup fast path), which only the collector
+    # frees, and every turn adds ~10 long-lived objects to its tracker. A young pass costs in
     # proportion to the young objects, and far more per object once they have left the CPU
     # cache: with a threshold of 200,000 each pass stopped the server for ~200 ms every few
     # seconds (bench/load.py, gc.callbacks), with 5,000 each pass takes 1-5 ms and the
@@ -178,7 +171,7 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
                   authorize=authorize,
                   max_body_bytes=int(options.get("max_body_bytes") or 1_000_000),
                   max_model_bytes=int(options.get("max_model_bytes") or 64 * 1024 * 1024))
-    site = (QuietSite if options.get("quiet") else APISite)(app.resource())
+    site = make_site(app.resource(), quiet=bool(options.get("quiet")))
     site.displayTracebacks = False
 
     tune_interpreter()
