@@ -5,9 +5,10 @@
 POST /hop/<sender> sends the request body to one actor per sender, which answers at once; no
 dialogue work, no store. Everything else is the server's: the actors run as conversation actors
 do (pykka actors on coreactors' worker pool) and answer through the same reply bridge; the site
-and the Klein routing are the server's (its request and connection classes, no access log as
-with ``--quiet``, routes matched once); the interpreter is tuned as the server tunes it. So this
-is the cost of HTTP + one actor hop in this stack. CPUS pins it as the server's ``--cpus`` does.
+and the Klein routing are the server's (``make_site`` and ``klein_app``, with the same fast
+paths, no access log as with ``--quiet``); the interpreter is tuned as the server tunes it. So
+this is the cost of HTTP + one actor hop in this stack. CPUS pins it as the server's ``--cpus``
+does.
 """
 
 import json
@@ -19,7 +20,7 @@ from coreactors.actors.reply import Reply, ReplyBridge
 from coreactors.actors.worker_pool import WorkerPool
 from coreactors.fastpaths.pykka_pool import PooledActor
 from coreactors.http.app import make_site
-from coreactors.http.routing import RoutingKlein
+from coreactors.http.routing import klein_app
 from coreactors.process import pin_cpus, tune_interpreter
 
 
@@ -30,7 +31,7 @@ class EchoActor(PooledActor):
 
 
 class Ceiling:
-    app = RoutingKlein()
+    app = klein_app()
 
     def __init__(self):
         self.actors = {}

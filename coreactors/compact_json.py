@@ -1,17 +1,17 @@
 """Compact JSON encoding for the hot paths: every stored event and every HTTP answer.
 
-``json.JSONEncoder.encode`` builds a new C encoder and a fresh circular-reference table on
-every call, and keys each container into that table as it goes. The events and answers
-encoded here are trees built by this program (a cycle would be a bug, and is still refused:
-the encoder runs out of recursion depth and raises RecursionError), so one C encoder is built
-once and reused. Output is identical to ``json.JSONEncoder(separators=(",", ":"), ...)``.
+Output is ``json.JSONEncoder(separators=(",", ":"), ...)``'s, written without the
+circular-reference check: the events and answers encoded here are trees built by this program,
+and a cycle is still refused (the encoder runs out of recursion depth and raises
+RecursionError). With the ``reused_json_encoder`` fast path one C encoder is built once and
+reused (``coreactors.fastpaths.json_encoder``).
 """
 
 import json
-from json import encoder as _json_encoder
 from typing import Any, Callable, Optional
 
-Encode = Callable[[Any], str]
+from coreactors import fastpaths
+from coreactors.fastpaths.json_encoder import Encode, reused_c_encoder
 
 
 def _not_serialisable(value: Any) -> Any:
@@ -19,21 +19,18 @@ def _not_serialisable(value: Any) -> Any:
 
 
 def compact_encoder(default: Optional[Callable[[Any], Any]] = None,
-                    allow_nan: bool = True) -> Encode:
+                    allow_nan: bool = True, fast: Optional[bool] = None) -> Encode:
     """An ``encode(value) -> str`` writing compact JSON (``,`` and ``:`` without spaces, ASCII
     escapes), calling ``default`` for values JSON has no type for (TypeError without one);
-    with ``allow_nan`` False a NaN or infinite number raises ValueError."""
+    with ``allow_nan`` False a NaN or infinite number raises ValueError. ``fast`` picks the
+    reused C encoder (True) or ``json.JSONEncoder`` (False); None asks the switch."""
     default = default or _not_serialisable
-    make = getattr(_json_encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without the C accelerator
-        return json.JSONEncoder(separators=(",", ":"), default=default,
-                                allow_nan=allow_nan, check_circular=False).encode
-    c_encode = make(None, default, _json_encoder.encode_basestring_ascii, None, ":", ",",
-                    False, False, allow_nan)
-
-    def encode(value: Any) -> str:
-        return "".join(c_encode(value, 0))
-    return encode
+    if fastpaths.choose("reused_json_encoder", fast):
+        encode = reused_c_encoder(default, allow_nan)
+        if encode is not None:
+            return encode
+    return json.JSONEncoder(separators=(",", ":"), default=default, allow_nan=allow_nan,
+                            check_circular=False).encode
 
 
 __all__ = ["Encode", "compact_encoder"]

@@ -32,14 +32,15 @@ def tune_interpreter() -> None:
     # take the GIL back from a busy actor sooner (the default 5 ms shows up as tail latency).
     sys.setswitchinterval(0.0005)
     # The collector's pauses are the server's longest. Every request leaves a few objects in a
-    # reference cycle (Klein's per-request error handler refers to itself), which only the
-    # collector frees, and every turn adds ~10 long-lived objects to its tracker. A young pass
-    # costs in proportion to the young objects, and far more per object once they have left
-    # the CPU cache: with a threshold of 200,000 each pass stopped the server for a long
-    # while every few seconds, with 5,000 each pass is short and the passes take less time in
-    # all. Trackers' long-lived objects pass through the middle generation to the old one,
-    # whose full passes CPython also holds back until it has grown by a quarter. Objects
-    # loaded so far (model, code) are never garbage: frozen, so no pass looks at them.
+    # reference cycle (Klein's per-request error handler refers to itself; what the request
+    # held is dropped by the request_cleanup fast path), which only the collector frees, and
+    # every turn adds ~10 long-lived objects to its tracker. A young pass costs in proportion
+    # to the young objects, and far more per object once they have left the CPU cache: with a
+    # threshold of 200,000 each pass stopped the server for a long while every few seconds,
+    # with 5,000 each pass is short and the passes take less time in all. Trackers'
+    # long-lived objects pass through the middle generation to the old one, whose full passes
+    # CPython also holds back until it has grown by a quarter. Objects loaded so far (model,
+    # code) are never garbage: frozen, so no pass looks at them.
     gc.freeze()
     gc.set_threshold(5_000, 10, 100)
 

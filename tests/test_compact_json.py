@@ -1,13 +1,14 @@
-"""Tests for coreactors.compact_json: the reused C encoder writes what json's encoder writes."""
+"""Tests for coreactors.compact_json: both encoders (the reused C encoder of the
+``reused_json_encoder`` fast path, and json.JSONEncoder) write what json's encoder writes."""
 
 import enum
 import json
+import json.encoder
 import math
 
 import numpy as np
 import pytest
 
-from coreactors import compact_json
 from coreactors.compact_json import compact_encoder
 from coreactors.http.errors import dump_json
 from coreactors.stores.base import StoreError, encode_event
@@ -34,45 +35,53 @@ VALUES = [
 ]
 
 
+FAST = pytest.mark.parametrize("fast", [True, False], ids=["reused", "plain"])
+
+
+@FAST
 @pytest.mark.parametrize("value", VALUES, ids=range(len(VALUES)))
-def test_writes_what_json_writes(value):
+def test_writes_what_json_writes(value, fast):
     expected = json.JSONEncoder(separators=(",", ":")).encode(value)
-    assert compact_encoder()(value) == expected
-    assert compact_encoder(allow_nan=False)(value) == expected
+    assert compact_encoder(fast=fast)(value) == expected
+    assert compact_encoder(allow_nan=False, fast=fast)(value) == expected
 
 
-def test_the_same_encoder_is_reused_many_times():
-    encode = compact_encoder()
+@FAST
+def test_the_same_encoder_is_reused_many_times(fast):
+    encode = compact_encoder(fast=fast)
     for value in VALUES * 3:
         assert encode(value) == json.dumps(value, separators=(",", ":"))
 
 
-def test_non_finite_numbers():
+@FAST
+def test_non_finite_numbers(fast):
     for number, text in ((math.nan, "NaN"), (math.inf, "Infinity"), (-math.inf, "-Infinity")):
-        assert compact_encoder()([number]) == "[{}]".format(text)
+        assert compact_encoder(fast=fast)([number]) == "[{}]".format(text)
         with pytest.raises(ValueError):
-            compact_encoder(allow_nan=False)({"x": number})
+            compact_encoder(allow_nan=False, fast=fast)({"x": number})
 
 
-def test_default_is_asked_for_other_types_and_without_one_they_are_refused():
-    encode = compact_encoder(default=lambda value: value.tolist())
+@FAST
+def test_default_is_asked_for_other_types_and_without_one_they_are_refused(fast):
+    encode = compact_encoder(default=lambda value: value.tolist(), fast=fast)
     assert encode({"scores": np.array([0.5, 0.25])}) == '{"scores":[0.5,0.25]}'
     with pytest.raises(TypeError, match="set"):
-        compact_encoder()({"x": {1, 2}})
+        compact_encoder(fast=fast)({"x": {1, 2}})
 
 
-def test_a_cycle_is_refused():
+@FAST
+def test_a_cycle_is_refused(fast):
     looped = {"a": []}
     looped["a"].append(looped)
     with pytest.raises(RecursionError):
-        compact_encoder()(looped)
+        compact_encoder(fast=fast)(looped)
     with pytest.raises(StoreError):
         encode_event("s", 0, looped)
 
 
 def test_without_the_c_accelerator_the_pure_encoder_writes_the_same(monkeypatch):
-    monkeypatch.setattr(compact_json._json_encoder, "c_make_encoder", None)
-    encode = compact_encoder()
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    encode = compact_encoder(fast=True)
     for value in VALUES:
         assert encode(value) == json.dumps(value, separators=(",", ":"))
 

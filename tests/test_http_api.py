@@ -1415,7 +1415,7 @@ def serve_versions(site, transport, count, path=b"/version"):
 def test_api_site_reads_the_connection_addresses_once_per_connection():
     from twisted.internet.testing import StringTransport
 
-    from coreactors.http.app import APISite
+    from coreactors.http.app import make_site
 
     class CountingTransport(StringTransport):
         host_reads = 0
@@ -1430,28 +1430,29 @@ def test_api_site_reads_the_connection_addresses_once_per_connection():
             return super().getPeer()
 
     transport = CountingTransport()
-    channel = serve_versions(APISite(CoreApp(FakeConversations()).resource()), transport, 3)
+    channel = serve_versions(make_site(CoreApp(FakeConversations()).resource()), transport, 3)
     assert transport.host_reads == 1
     assert transport.peer_reads == 1
     assert channel.getPeer() == transport.getPeer()
 
 
-def test_api_channel_is_secure_only_over_tls():
+@pytest.mark.parametrize("fast", [True, False])
+def test_api_channel_is_secure_only_over_tls(fast):
     import socket
 
     from twisted.internet.interfaces import ISSLTransport
     from twisted.internet.testing import StringTransport
     from zope.interface import directlyProvides
 
-    from coreactors.http.app import APISite
-    from coreactors.http.transport import EagerTransport
+    from coreactors.fastpaths.twisted_web import EagerTransport
+    from coreactors.http.app import make_site
     from test_http_transport import BufferedTransport
 
     class TLSTransport(StringTransport):
         def setTcpNoDelay(self, enabled):
             pass
 
-    site = APISite(CoreApp(FakeConversations()).resource())
+    site = make_site(CoreApp(FakeConversations()).resource(), fast=fast)
     tls = TLSTransport()
     directlyProvides(tls, ISSLTransport)
     secure = site.buildProtocol(None)
@@ -1461,7 +1462,7 @@ def test_api_channel_is_secure_only_over_tls():
     try:
         plain = site.buildProtocol(None)
         plain.makeConnection(BufferedTransport(ours))
-        assert isinstance(plain.transport, EagerTransport)  # plain TCP: wrapped
+        assert isinstance(plain.transport, EagerTransport) == fast  # plain TCP: wrapped
         assert not plain.isSecure()
     finally:
         ours.close()

@@ -1,5 +1,6 @@
-"""Tests for coreactors.http.routing (Klein routing that remembers matches) and for what a
-finished request lets go of."""
+"""Tests for Klein routing that remembers matches (the ``remembered_routes`` fast path,
+coreactors.fastpaths.klein_routing) and for what a finished request lets go of (the
+``request_cleanup`` fast path)."""
 
 import gc
 import sys
@@ -11,9 +12,12 @@ from twisted.internet.testing import StringTransport
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 
-from coreactors.http import routing
-from coreactors.http.app import APIRequest, APISite, CoreApp
-from coreactors.http.routing import RememberingMap, RoutingKlein
+from coreactors import fastpaths
+from coreactors.fastpaths import klein_routing
+from coreactors.fastpaths.klein_routing import RememberingMap, RoutingKlein
+from coreactors.fastpaths.twisted_web import ReleasingAPIRequest
+from coreactors.http.app import CoreApp, make_site
+from coreactors.http.routing import klein_app
 from test_http_api import serve_versions
 
 RULES = [
@@ -111,7 +115,7 @@ def test_explicit_arguments_go_to_werkzeug():
 
 
 def test_the_memory_is_bounded_and_a_new_rule_forgets(monkeypatch):
-    monkeypatch.setattr(routing, "MATCHES_REMEMBERED", 4)
+    monkeypatch.setattr(klein_routing, "MATCHES_REMEMBERED", 4)
     url_map = build(RememberingMap)
     for i in range(10):
         outcome(url_map, "GET", "/conversations/{}/tracker".format(i))
@@ -125,10 +129,17 @@ def test_the_memory_is_bounded_and_a_new_rule_forgets(monkeypatch):
 
 def test_klein_routes_the_app_through_a_remembering_map():
     assert isinstance(RoutingKlein().url_map, RememberingMap)
+    assert isinstance(klein_app(fast=True).url_map, RememberingMap)
+    assert type(klein_app(fast=False).url_map) is Map
+    remembering = fastpaths.enabled("remembered_routes")
+    assert isinstance(CoreApp.app.url_map, RememberingMap) == remembering
     calls = count_matcher_calls(CoreApp.app.url_map)
-    serve_versions(APISite(CoreApp(_Version()).resource()), StringTransport(), 4,
+    serve_versions(make_site(CoreApp(_Version()).resource()), StringTransport(), 4,
                    b"/version?x=1")
-    assert len(calls) <= 1  # at most once (another test may have matched it already)
+    if remembering:
+        assert len(calls) <= 1  # at most once (another test may have matched it already)
+    else:
+        assert len(calls) == 4
 
 
 class _Version:
@@ -140,13 +151,13 @@ class _Version:
 def test_a_finished_request_lets_go_of_what_it_held_without_the_collector():
     seen = []
 
-    class Watched(APIRequest):
+    class Watched(ReleasingAPIRequest):
         def process(self):
             seen.append(([self.requestHeaders, self.responseHeaders],
                          weakref.ref(IKleinRequest(self))))
             return super().process()
 
-    site = APISite(CoreApp(_Version()).resource())
+    site = make_site(CoreApp(_Version()).resource(), fast=True)
     site.requestFactory = Watched
     channel = site.buildProtocol(None)
     transport = StringTransport()

@@ -1,4 +1,5 @@
-"""Tests for coreactors.http.transport: answers sent with one send() where nothing is buffered.
+"""Tests for EagerTransport (coreactors.fastpaths.twisted_web, the ``eager_send`` fast path):
+answers sent with one send() where nothing is buffered.
 
 The transport here stands in for Twisted's TCP transport (the attributes EagerTransport reads,
 and a buffered ``write`` that records what it was given); its socket is a real one, from a
@@ -10,7 +11,7 @@ import socket
 import pytest
 from twisted.internet.testing import StringTransport
 
-from coreactors.http.transport import EagerTransport
+from coreactors.fastpaths.twisted_web import EagerTransport
 
 
 class BufferedTransport:

@@ -4,8 +4,8 @@ Routes only parse the request, ask the actor system (every call returns a Deferr
 the answer; they never touch a tracker. Every answer has an explicit ``Content-Length``; every
 refusal is the API's JSON error body (see ``errors.py``), never an HTML page.
 
-Serve it with ``APISite(CoreApp(conversations, ...).resource())``. ``resource()`` wraps the Klein
-resource so that CORS headers go on every answer and an encoded ``/`` in a sender id
+Serve it with ``make_site(CoreApp(conversations, ...).resource())``. ``resource()`` wraps the
+Klein resource so that CORS headers go on every answer and an encoded ``/`` in a sender id
 (``/conversations/a%2Fb/tracker``) stays inside its path segment.
 """
 
@@ -23,21 +23,22 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
-from twisted.web.http import HTTPChannel
-from twisted.web.server import Request, Site
+from twisted.web.server import Site
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from coreactors import MINIMUM_COMPATIBLE_VERSION, RASA_CORE_VERSION, __version__
 from coreactors.actors.interface import ConversationError, IConversations, IModelArchives
+from coreactors.fastpaths.twisted_web import channel_class, request_class
 from coreactors.http.channels import InputChannel, RestInput
-from coreactors.http.routing import RoutingKlein
-from coreactors.http.transport import EagerTransport
 from coreactors.http.errors import (
     HttpError, bad_parameter, write_body, write_error, write_http_error, write_json)
 from coreactors.http.requests import (
     bool_arg, check_events, check_parse_data, float_arg, optional_number, optional_str,
     path_segment, query_arg, read_body, read_json, read_text, required_str, verbosity_arg)
+from coreactors.http.routing import klein_app
+from coreactors.http.site import APIChannel, APIRequest, APISite, QuietSite
+from coreactors.log_observers import levelled
 
 # authorize(request, sender_id or None) -> None to let the request through, or
 # (status, reason, message) to refuse it. It may also return a Deferred of either.
@@ -77,8 +78,8 @@ def _route(app: Klein, path: str, *methods: str, api: bool = True,
 class CoreApp:
     """The Rasa Core 0.12 HTTP API plus the channel webhooks, over ``conversations``."""
 
-    app = RoutingKlein()
-    log = Logger()
+    app = klein_app()
+    log = Logger(observer=levelled)
 
     def __init__(self, conversations: IConversations, enable_api: bool = True,
                  cors_origins: Sequence[str] = (), max_body_bytes: int = 1_000_000,
@@ -475,82 +476,15 @@ def _wants_yaml(accept: Optional[bytes]) -> bool:
                     .format(_text(accept)))
 
 
-class APIRequest(Request):
-    """A request whose body Twisted does not parse as a form: the routes read bodies
-    themselves, and Twisted would answer a malformed multipart body with its own bare 400
-    before any route (and its JSON error body and CORS headers) runs."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["parsePOSTFormSubmission"] = False
-        super().__init__(*args, **kwargs)
-
-    def _cleanup(self) -> None:
-        super()._cleanup()
-        # Answered, logged and off the connection: nothing reads these any more. Klein's
-        # render leaves the request in a reference cycle (an error handler that refers to
-        # itself), so everything the request holds would wait for the collector; dropped
-        # here, it is freed at once: under bench/load.py, young passes per 1,000 turns
-        # 12.3 -> 8.8 and the collector's time per turn ~40 -> ~28 us.
-        self.requestHeaders = self.responseHeaders = None
-        self.args = None
-        self.prepath = self.postpath = None
-        self._adapterCache = {}
-
-
-class APIChannel(HTTPChannel):
-    """An HTTP/1.1 connection that asks the kernel for its addresses once, not for every
-    request (each request reads them, Klein builds its URLs from the local one), and writes
-    each answer with one ``send()`` where it can (``EagerTransport``): every getsockname() and
-    epoll_ctl call lets the actor threads take the GIL from the reactor thread, which then
-    waits to get it back. (HTTP/2 needs TLS, which this server does not terminate.)"""
-
-    _host: Any = None
-    _peer: Any = None
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        if EagerTransport.fits(self.transport):
-            self.transport = EagerTransport(self.transport)
-
-    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
-        # The status line and headers wait for the first body bytes (or the end of the answer).
-        transport = self.transport
-        if not isinstance(transport, EagerTransport):
-            return super().writeHeaders(version, code, reason, headers)
-        transport.holding = True
-        try:
-            super().writeHeaders(version, code, reason, headers)
-        finally:
-            transport.holding = False
-
-    def requestDone(self, request: Any) -> None:
-        if isinstance(self.transport, EagerTransport):
-            self.transport.flush()  # an answer without a body: its headers are still held
-        super().requestDone(request)
-
-    def getHost(self) -> Any:
-        if self._host is None:
-            self._host = super().getHost()
-        return self._host
-
-    def getPeer(self) -> Any:
-        if self._peer is None:
-            self._peer = super().getPeer()
-        return self._peer
-
-    def isSecure(self) -> bool:
-        # EagerTransport only ever wraps plain TCP; Twisted's check is an interface adaptation
-        # per call, twice per request.
-        if isinstance(self.transport, EagerTransport):
-            return False
-        return super().isSecure()
-
-
-class APISite(Site):
-    """The Site to serve ``CoreApp.resource()`` with: its requests and connections."""
-
-    requestFactory = APIRequest
-    protocol = APIChannel
+def make_site(resource: Resource, quiet: bool = False, fast: Optional[bool] = None) -> Site:
+    """The Site to serve ``resource`` (``CoreApp.resource()``) with; ``quiet`` drops the
+    per-request access log (``--quiet``). Its request and connection classes are the fast
+    variants (``coreactors.fastpaths.twisted_web``: ``request_cleanup``, ``eager_send``) or
+    the plain ones: ``fast`` True or False picks all of one kind, None asks the switch."""
+    site = (QuietSite if quiet else APISite)(resource, requestFactory=request_class(fast))
+    site.protocol = channel_class(fast)
+    site.displayTracebacks = False  # never show a client our internals
+    return site
 
 
 def _model_upload(request: IRequest, max_bytes: int) -> Tuple[bytes, str]:
@@ -595,19 +529,5 @@ def _openapi_document() -> bytes:
         return f.read()
 
 
-__all__ = ["APIChannel", "APIRequest", "APISite", "CoreApp", "Authorize"]
-
-
-class QuietSite(APISite):
-    """A Site without the per-request access log (``--quiet``)."""
-
-    def log(self, request: Any) -> None:
-        pass
-
-
-def make_site(resource: Any, quiet: bool = False) -> Site:
-    """The Site serving ``resource`` (``CoreApp.resource()``): without the access log when
-    ``quiet``; tracebacks never go to clients."""
-    site = (QuietSite if quiet else APISite)(resource)
-    site.displayTracebacks = False
-    return site
+__all__ = ["APIChannel", "APIRequest", "APISite", "Authorize", "CoreApp", "QuietSite",
+           "make_site"]

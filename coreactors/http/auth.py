@@ -25,10 +25,11 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from coreactors.http.app import Authorize
+from coreactors.log_observers import levelled
 
 Refusal = Tuple[int, str, str]
 
-log = Logger()
+log = Logger(observer=levelled)
 
 _NOT_AUTHENTICATED = "NotAuthenticated"
 _NOT_AUTHORIZED = "NotAuthorized"

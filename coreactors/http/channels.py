@@ -19,11 +19,14 @@ from typing import Any, Dict, List, Optional, Tuple
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import RequestTransmissionFailed, ResponseNeverReceived
 from twisted.web.iweb import IRequest
 
 from coreactors.actors.interface import IConversations, NoModelLoaded
+from coreactors.fastpaths.twisted_web import REQUEST_NOT_SENT
 from coreactors.http.errors import bad_parameter, dump_json, write_body, write_json
 from coreactors.http.requests import bool_arg
+from coreactors.log_observers import levelled
 
 DEFAULT_SENDER_ID = "default"
 SUPPORTED_CHANNELS = ("rest", "callback")
@@ -52,7 +55,7 @@ class InputChannel:
     """A channel mounted at ``/webhooks/<name>/``."""
 
     name = ""
-    log = Logger()
+    log = Logger(observer=levelled)
 
     def health(self, request: IRequest) -> bytes:
         return write_json(request, {"status": "ok"})
@@ -194,9 +197,7 @@ class CallbackInput(InputChannel):
         def retry_stale_connection(failure: Any) -> Any:
             # A kept-alive connection the callback server has meanwhile closed fails before any
             # answer; one retry on a fresh connection delivers the message.
-            from twisted.web._newclient import (
-                RequestNotSent, RequestTransmissionFailed, ResponseNeverReceived)
-            failure.trap(ResponseNeverReceived, RequestTransmissionFailed, RequestNotSent)
+            failure.trap(ResponseNeverReceived, RequestTransmissionFailed, *REQUEST_NOT_SENT)
             return self.http_client.post(self.url, **kwargs)
         d.addErrback(retry_stale_connection)
         d.addCallback(self._check_answer)
