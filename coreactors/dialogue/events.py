@@ -313,7 +313,7 @@ class UserUtteranceReverted(Event):
         return self.type_name
 
     def apply_to(self, tracker: "DialogueStateTracker") -> None:
-        tracker._replay_applied()
+        tracker._revert_user_utterance()
 
 
 class ActionReverted(Event):
@@ -325,7 +325,7 @@ class ActionReverted(Event):
         return self.type_name
 
     def apply_to(self, tracker: "DialogueStateTracker") -> None:
-        tracker._replay_applied()
+        tracker._revert_action()
 
 
 class AllSlotsReset(Event):

@@ -2,7 +2,9 @@
 
 The tracker changes only through events (``update``). It keeps, as it goes, the history of
 states that policies featurize, so predicting in a long conversation costs the same as in a
-short one. Reverting events (rewind, undo) rebuilds the state by replaying the applied events.
+short one. Reverting events (rewind, undo) costs the same at any point of a conversation: the
+tracker keeps, for each applied action and user message, the state just before it (a
+``_Mark``), and a revert goes back to one of those instead of replaying the conversation.
 """
 
 import enum
@@ -61,12 +63,12 @@ class DialogueStateTracker:
         # The slots, actions and intents any event names, as Domain.reading_changes does:
         # a new domain that differs in none of them reads this conversation the same way.
         self._mentions: Set[Tuple[str, str]] = set()
-        self._replaying = False
         # The current state and the windows of past states (by length) asked for since the
         # last change: every policy of a prediction asks for the same ones. Only events
         # change them: _apply, _reset and switch_domain forget them.
         self._state_cache: Optional[State] = None
         self._windows: Dict[int, Tuple[Optional[State], ...]] = {}
+        self._slot_names: Tuple[str, ...] = tuple(self.slots)
         self._reset()
 
     # ----------------------------------------------------------------- building
@@ -149,6 +151,7 @@ class DialogueStateTracker:
             kept = self.slots
             self.slots = {name: kept[name] if ("slot", name) not in changes and name in kept
                           else fresh for name, fresh in domain.fresh_slots().items()}
+            self._slot_names = tuple(self.slots)
         self.domain = domain
         self._forget_states()
         return self
@@ -156,12 +159,17 @@ class DialogueStateTracker:
     # ----------------------------------------------------------------- state changes
 
     def _apply(self, event: Event) -> None:
+        if isinstance(event, (ActionExecuted, UserUttered)):
+            # What a revert of this event (or of everything from it on) goes back to.
+            self._marks.append(self._mark(isinstance(event, UserUttered)))
         if isinstance(event, ActionExecuted):
             # The state the action was chosen in: usually the one its prediction just read.
             self._record_state_before(event)
         event.apply_to(self)
         if isinstance(event, Form):
             self._on_form_event(event)
+        if not isinstance(event, _NOT_APPLIED):
+            self._applied.append(event)
         self._forget_states()
 
     def _forget_states(self) -> None:
@@ -186,6 +194,10 @@ class DialogueStateTracker:
         self._feature_message = self.latest_message
         self._message_before_form = self.latest_message
         self._last_non_listen_action: Optional[str] = None
+        # The events that still count (see applied_events), and a mark per action and user
+        # message among them.
+        self._applied: List[Event] = []
+        self._marks: List[_Mark] = []
 
     def _reset_slots(self) -> None:
         for slot in self.slots.values():
@@ -228,17 +240,63 @@ class DialogueStateTracker:
         if event.name is None:
             self._held = []
 
-    def _replay_applied(self) -> None:
-        """Rebuilds the state from the applied events (after a rewind or an undo)."""
-        if self._replaying:
-            return
-        self._replaying = True
-        try:
+    def _mark(self, user: bool) -> "_Mark":
+        return _Mark(user, len(self._applied), self._slot_names,
+                     tuple(slot.value for slot in self.slots.values()), self.paused,
+                     self.latest_action_name, self.latest_message, self.latest_bot_utterance,
+                     self.followup_action, dict(self.active_form), len(self._states),
+                     tuple(self._held), self._feature_message, self._message_before_form,
+                     self._last_non_listen_action)
+
+    def _revert_action(self) -> None:
+        """Undoes the latest applied action and everything after it ("undo")."""
+        self._go_back_to(self._last_mark(user=False, before=len(self._marks)))
+
+    def _revert_user_utterance(self) -> None:
+        """Undoes the latest applied user message, everything after it and the action before
+        it ("rewind"): the state before the action that led to the message."""
+        user = self._last_mark(user=True, before=len(self._marks))
+        if user is None:
+            self._go_back_to(None)
+        else:
+            self._go_back_to(self._last_mark(user=False, before=user))
+
+    def _last_mark(self, user: bool, before: int) -> Optional[int]:
+        for index in range(before - 1, -1, -1):
+            if self._marks[index].user is user:
+                return index
+        return None
+
+    def _go_back_to(self, index: Optional[int]) -> None:
+        """Back to the state of mark ``index`` (just before its event), or to the start."""
+        if index is None:
             self._reset()
-            for event in self.applied_events():
-                self._apply(event)
-        finally:
-            self._replaying = False
+            return
+        mark = self._marks[index]
+        del self._marks[index:]
+        del self._applied[mark.applied:]
+        if mark.slot_names is self._slot_names:
+            for slot, value in zip(self.slots.values(), mark.slot_values):
+                slot.value = value
+        else:
+            # The domain changed since (in slots no event names): read the mark by name.
+            self._reset_slots()
+            for name, value in zip(mark.slot_names, mark.slot_values):
+                if name in self.slots:
+                    self.slots[name].value = value
+        self.paused = mark.paused
+        self.latest_action_name = mark.latest_action_name
+        self.latest_message = mark.latest_message
+        self.latest_bot_utterance = mark.latest_bot_utterance
+        self.followup_action = mark.followup_action
+        self.active_form = dict(mark.active_form)
+        del self._states[mark.states:]
+        del self._actions[mark.states:]
+        self._held = list(mark.held)
+        self._feature_message = mark.feature_message
+        self._message_before_form = mark.message_before_form
+        self._last_non_listen_action = mark.last_non_listen_action
+        self._forget_states()
 
     # ----------------------------------------------------------------- states for policies
 
@@ -317,18 +375,7 @@ class DialogueStateTracker:
 
     def applied_events(self) -> List[Event]:
         """The events that still count: nothing before the last restart, nothing reverted."""
-        applied: List[Event] = []
-        for event in self.events:
-            if isinstance(event, Restarted):
-                applied = []
-            elif isinstance(event, ActionReverted):
-                _undo_till(ActionExecuted, applied)
-            elif isinstance(event, UserUtteranceReverted):
-                _undo_till(UserUttered, applied)
-                _undo_till(ActionExecuted, applied)
-            else:
-                applied.append(event)
-        return applied
+        return list(self._applied)
 
     def idx_after_latest_restart(self) -> int:
         for i in range(len(self.events) - 1, -1, -1):
@@ -354,7 +401,7 @@ class DialogueStateTracker:
                            action_names_to_exclude: Optional[List[str]] = None,
                            skip: int = 0) -> Optional[Event]:
         excluded = set(action_names_to_exclude or ())
-        for event in reversed(self.applied_events()):
+        for event in reversed(self._applied):
             if not isinstance(event, event_type):
                 continue
             if isinstance(event, ActionExecuted) and event.action_name in excluded:
@@ -410,9 +457,39 @@ class DialogueStateTracker:
         return "<DialogueStateTracker {} ({} events)>".format(self.sender_id, len(self.events))
 
 
-def _undo_till(event_type: Type[Event], applied: List[Event]) -> None:
-    """Pops events until one of ``event_type`` has been popped (or nothing is left)."""
-    while applied:
-        event = applied.pop()
-        if isinstance(event, event_type):
-            break
+# Events that change the state but are not themselves part of it.
+_NOT_APPLIED = (Restarted, ActionReverted, UserUtteranceReverted)
+
+
+class _Mark:
+    """The tracker's state just before an applied action (``user`` False) or user message
+    (``user`` True); ``applied`` is that event's place among the applied events, ``states``
+    how many past states were recorded."""
+
+    __slots__ = ("user", "applied", "slot_names", "slot_values", "paused", "latest_action_name",
+                 "latest_message", "latest_bot_utterance", "followup_action", "active_form",
+                 "states", "held", "feature_message", "message_before_form",
+                 "last_non_listen_action")
+
+    def __init__(self, user: bool, applied: int, slot_names: Tuple[str, ...],
+                 slot_values: Tuple[Any, ...], paused: bool, latest_action_name: Optional[str],
+                 latest_message: UserUttered, latest_bot_utterance: BotUttered,
+                 followup_action: Optional[str], active_form: Dict[str, Any], states: int,
+                 held: Tuple[Tuple[State, Tuple[str, bool]], ...],
+                 feature_message: UserUttered, message_before_form: UserUttered,
+                 last_non_listen_action: Optional[str]) -> None:
+        self.user = user
+        self.applied = applied
+        self.slot_names = slot_names
+        self.slot_values = slot_values
+        self.paused = paused
+        self.latest_action_name = latest_action_name
+        self.latest_message = latest_message
+        self.latest_bot_utterance = latest_bot_utterance
+        self.followup_action = followup_action
+        self.active_form = active_form
+        self.states = states
+        self.held = held
+        self.feature_message = feature_message
+        self.message_before_form = message_before_form
+        self.last_non_listen_action = last_non_listen_action
