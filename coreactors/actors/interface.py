@@ -42,7 +42,7 @@ class StoreUnavailable(ConversationError):
 
 
 class IConversations(Interface):
-    """The supervisor, as the HTTP layer sees it."""
+    """The actor system as the HTTP layer sees it (``coreactors.actors.agent.Agent``)."""
 
     is_ready = Attribute("True once a model is loaded.")
     fingerprint = Attribute("The fingerprint of the model in use, or None.")
@@ -97,7 +97,7 @@ class IConversations(Interface):
 
 
 class IModelArchives(Interface):
-    """Taking a zipped model (``POST /model``); the Supervisor provides it beside
+    """Taking a zipped model (``POST /model``); the Agent provides it beside
     IConversations. An app whose conversations do not provide it answers 404 there."""
 
     def load_model_archive(data: bytes) -> Deferred:
