@@ -12,7 +12,11 @@
     successful match, keyed by everything werkzeug matches on: the host, the path, the method
     and whether it is a websocket request. A miss, and every failed match (404, 405, a
     redirect), goes through werkzeug as before; the rules of a map never change once the app
-    serves. Off: ``COREACTORS_FAST_PATHS=-remembered_routes`` (a plain ``Klein``).
+    serves. Buys: webhook turns/s +2.8% to +6.9% (worst +2.8%), the server's CPU per turn
+    -2.3% to -6.1% (bench/fast_paths.py, ten runs of alternating windows on 7 December 2026;
+    its A/A row read -1.5% to +4.7%); binding and matching the webhook's URL alone, in a
+    loop, 5.4 -> 2.2 us. Off: ``COREACTORS_FAST_PATHS=-remembered_routes`` (a plain
+    ``Klein``).
 """
 
 from typing import Any, Dict, Mapping, Optional, Tuple
