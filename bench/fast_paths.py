@@ -11,13 +11,17 @@ over pairs of windows, of on / off (above 1: what the fast path buys in throughp
 server process's CPU time per turn (all its threads, /proc/PID/stat) of each and the median
 over pairs of windows of the share of a turn's CPU the fast path saves.
 
+With ``--against DIR`` it compares this checkout (every fast path on) with the checkout at DIR
+run by DIR's own ``.venv`` (a worktree of an earlier commit, say: ``git worktree add ../base
+REV`` and a venv there), in the same alternating windows: the "off" columns are then DIR's.
+
 The client is wrk (``apt-get install wrk``; C, so it leaves more of the machine to the servers)
 with one connection per wrk thread, or, with ``--client python`` or without wrk, bench/load.py's
 asyncio client.
 
     .venv/bin/python bench/fast_paths.py [--patch eager_send ...] [--windows 20]
                                          [--seconds 1] [--cpus 0] [--store memory]
-                                         [--client wrk|python]
+                                         [--client wrk|python] [--against DIR]
 """
 
 import argparse
@@ -104,18 +108,23 @@ def wrk_load(script: str) -> Load:
 
 def compare(name: str, model: str, scratch: str, args: argparse.Namespace,
             pinning: List[str], turns: Load) -> Dict[str, float]:
-    """Serves the model with every fast path on and with ``name`` off; loads them alternately."""
+    """Serves the model with every fast path on and with ``name`` off (or, with ``--against``,
+    with the other checkout); loads them alternately."""
     servers = {}
     everywhere = os.sched_getaffinity(0)
     try:
-        for side, setting in (("on", "on"), ("off", "-" + name)):
+        for side, setting in (("on", "on"), ("off", "on" if args.against else "-" + name)):
             cwd = os.path.join(scratch, "{}-{}".format(name, side))
             os.makedirs(cwd)
             endpoints = os.path.join(cwd, "endpoints.yml")
             with open(endpoints, "w") as f:
                 f.write("tracker_store:\n  type: {}\n".format(args.store))
             env = dict(os.environ, OPENBLAS_NUM_THREADS="1", COREACTORS_FAST_PATHS=setting)
-            servers[side] = start_server(model, endpoints, cwd, env, *pinning)
+            python = sys.executable
+            if side == "off" and args.against:
+                python = os.path.join(args.against, ".venv", "bin", "python")
+                env.pop("COREACTORS_FAST_PATHS")  # the other checkout may not know the switch
+            servers[side] = start_server(model, endpoints, cwd, env, *pinning, python=python)
         if pinning:
             # After starting the servers (a server refuses CPUs it did not inherit).
             from coreactors.affinity import parse_cpu_list
@@ -180,8 +189,15 @@ def main() -> int:
                              "those CPUs where it can)")
     parser.add_argument("--client", choices=("wrk", "python"),
                         default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--against", default=None, metavar="DIR",
+                        help="compare with the checkout at DIR (run by DIR/.venv) instead of "
+                             "a fast path off")
     args = parser.parse_args()
     from coreactors import fastpaths
+    if args.against:
+        if not os.path.isfile(os.path.join(args.against, ".venv", "bin", "python")):
+            parser.error("--against {}: no .venv/bin/python there".format(args.against))
+        args.patch = ["quiet_pool"]  # a row label only: both servers run every fast path
     names = args.patch or implemented()
     for name in names:
         if name not in fastpaths.KNOWN:
@@ -219,6 +235,8 @@ def main() -> int:
             "saves"))
         for name in names:
             result = compare(name, model, scratch, args, pinning, turns)
+            if args.against:
+                name = "this / " + os.path.basename(os.path.normpath(args.against))
             print("{:20} {:7.0f} {:7.0f} {:7.3f} ({:.2f}-{:.2f})  {:6.0f} {:6.0f} us {:6.1%}{}"
                   .format(name, result["on"], result["off"], result["ratio"], result["low"],
                           result["high"], 1e6 * result["cpu_on"], 1e6 * result["cpu_off"],

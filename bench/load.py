@@ -140,12 +140,13 @@ def wait_up(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None
     raise RuntimeError("the server did not come up")
 
 
-def start_server(model: str, endpoints: str, cwd: str, env: dict, *flags: str
-                 ) -> Tuple[int, subprocess.Popen]:
-    """``python -m coreactors.run`` on a free 127.0.0.1 port, quiet; returns (port, process)."""
+def start_server(model: str, endpoints: str, cwd: str, env: dict, *flags: str,
+                 python: str = sys.executable) -> Tuple[int, subprocess.Popen]:
+    """``python -m coreactors.run`` on a free 127.0.0.1 port, quiet; returns (port, process).
+    ``python`` may be another checkout's interpreter (its venv runs its code)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "coreactors.run", "-d", model, "--endpoints", endpoints,
+        [python, "-m", "coreactors.run", "-d", model, "--endpoints", endpoints,
          "--listen", "tcp:{}:interface=127.0.0.1".format(port), "--quiet", *flags],
         cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return port, process

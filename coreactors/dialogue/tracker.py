@@ -3,12 +3,12 @@
 The tracker changes only through events (``update``). It keeps, as it goes, the history of
 states that policies featurize, so predicting in a long conversation costs the same as in a
 short one. Reverting events (rewind, undo) costs the same at any point of a conversation: the
-tracker keeps, for each applied action and user message, the state just before it (a
-``_Mark``), and a revert goes back to one of those instead of replaying the conversation.
+tracker keeps, for each applied action, the state just before it (a ``_Mark``), and where the
+user messages are; a revert goes back to a mark instead of replaying the conversation.
 """
 
 import enum
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Type
 
 from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain, StateFeatures
 from coreactors.dialogue.events import (
@@ -69,6 +69,7 @@ class DialogueStateTracker:
         self._state_cache: Optional[State] = None
         self._windows: Dict[int, Tuple[Optional[State], ...]] = {}
         self._slot_names: Tuple[str, ...] = tuple(self.slots)
+        self._slot_list = list(self.slots.values())
         self._reset()
 
     # ----------------------------------------------------------------- building
@@ -152,6 +153,7 @@ class DialogueStateTracker:
             self.slots = {name: kept[name] if ("slot", name) not in changes and name in kept
                           else fresh for name, fresh in domain.fresh_slots().items()}
             self._slot_names = tuple(self.slots)
+            self._slot_list = list(self.slots.values())
         self.domain = domain
         self._forget_states()
         return self
@@ -159,12 +161,13 @@ class DialogueStateTracker:
     # ----------------------------------------------------------------- state changes
 
     def _apply(self, event: Event) -> None:
-        if isinstance(event, (ActionExecuted, UserUttered)):
-            # What a revert of this event (or of everything from it on) goes back to.
-            self._marks.append(self._mark(isinstance(event, UserUttered)))
         if isinstance(event, ActionExecuted):
+            # What an undo of this action, or a rewind of the message after it, goes back to.
+            self._marks.append(self._mark())
             # The state the action was chosen in: usually the one its prediction just read.
             self._record_state_before(event)
+        elif isinstance(event, UserUttered):
+            self._user_at.append(len(self._applied))
         event.apply_to(self)
         if isinstance(event, Form):
             self._on_form_event(event)
@@ -194,10 +197,11 @@ class DialogueStateTracker:
         self._feature_message = self.latest_message
         self._message_before_form = self.latest_message
         self._last_non_listen_action: Optional[str] = None
-        # The events that still count (see applied_events), and a mark per action and user
-        # message among them.
+        # The events that still count (see applied_events), a mark per action among them and
+        # where among them the user messages are.
         self._applied: List[Event] = []
         self._marks: List[_Mark] = []
+        self._user_at: List[int] = []
 
     def _reset_slots(self) -> None:
         for slot in self.slots.values():
@@ -240,32 +244,34 @@ class DialogueStateTracker:
         if event.name is None:
             self._held = []
 
-    def _mark(self, user: bool) -> "_Mark":
-        return _Mark(user, len(self._applied), self._slot_names,
-                     tuple(slot.value for slot in self.slots.values()), self.paused,
-                     self.latest_action_name, self.latest_message, self.latest_bot_utterance,
-                     self.followup_action, dict(self.active_form), len(self._states),
-                     tuple(self._held), self._feature_message, self._message_before_form,
-                     self._last_non_listen_action)
+    def _mark(self) -> "_Mark":
+        # Built as a plain tuple (a mark per action: it must cost little); copies only of what
+        # is mutable and not empty.
+        form, held = self.active_form, self._held
+        return _new_mark(_Mark, (
+            len(self._applied), self._slot_names,
+            tuple([slot.value for slot in self._slot_list]), self.paused,
+            self.latest_action_name, self.latest_message, self.latest_bot_utterance,
+            self.followup_action, dict(form) if form else None, len(self._states),
+            tuple(held) if held else (), self._feature_message, self._message_before_form,
+            self._last_non_listen_action))
 
     def _revert_action(self) -> None:
         """Undoes the latest applied action and everything after it ("undo")."""
-        self._go_back_to(self._last_mark(user=False, before=len(self._marks)))
+        self._go_back_to(len(self._marks) - 1 if self._marks else None)
 
     def _revert_user_utterance(self) -> None:
         """Undoes the latest applied user message, everything after it and the action before
         it ("rewind"): the state before the action that led to the message."""
-        user = self._last_mark(user=True, before=len(self._marks))
-        if user is None:
+        if not self._user_at:
             self._go_back_to(None)
-        else:
-            self._go_back_to(self._last_mark(user=False, before=user))
-
-    def _last_mark(self, user: bool, before: int) -> Optional[int]:
-        for index in range(before - 1, -1, -1):
-            if self._marks[index].user is user:
-                return index
-        return None
+            return
+        message_at = self._user_at[-1]
+        for index in range(len(self._marks) - 1, -1, -1):
+            if self._marks[index].applied < message_at:
+                self._go_back_to(index)
+                return
+        self._go_back_to(None)
 
     def _go_back_to(self, index: Optional[int]) -> None:
         """Back to the state of mark ``index`` (just before its event), or to the start."""
@@ -275,8 +281,11 @@ class DialogueStateTracker:
         mark = self._marks[index]
         del self._marks[index:]
         del self._applied[mark.applied:]
+        user_at = self._user_at
+        while user_at and user_at[-1] >= mark.applied:
+            user_at.pop()
         if mark.slot_names is self._slot_names:
-            for slot, value in zip(self.slots.values(), mark.slot_values):
+            for slot, value in zip(self._slot_list, mark.slot_values):
                 slot.value = value
         else:
             # The domain changed since (in slots no event names): read the mark by name.
@@ -289,7 +298,7 @@ class DialogueStateTracker:
         self.latest_message = mark.latest_message
         self.latest_bot_utterance = mark.latest_bot_utterance
         self.followup_action = mark.followup_action
-        self.active_form = dict(mark.active_form)
+        self.active_form = dict(mark.active_form) if mark.active_form else {}
         del self._states[mark.states:]
         del self._actions[mark.states:]
         self._held = list(mark.held)
@@ -461,35 +470,26 @@ class DialogueStateTracker:
 _NOT_APPLIED = (Restarted, ActionReverted, UserUtteranceReverted)
 
 
-class _Mark:
-    """The tracker's state just before an applied action (``user`` False) or user message
-    (``user`` True); ``applied`` is that event's place among the applied events, ``states``
-    how many past states were recorded."""
+class _Mark(NamedTuple):
+    """The tracker's state just before an applied action: ``applied`` is the action's place
+    among the applied events, ``states`` how many past states were recorded; ``active_form``
+    None and ``held`` () when empty."""
 
-    __slots__ = ("user", "applied", "slot_names", "slot_values", "paused", "latest_action_name",
-                 "latest_message", "latest_bot_utterance", "followup_action", "active_form",
-                 "states", "held", "feature_message", "message_before_form",
-                 "last_non_listen_action")
+    applied: int
+    slot_names: Tuple[str, ...]
+    slot_values: Tuple[Any, ...]
+    paused: bool
+    latest_action_name: Optional[str]
+    latest_message: UserUttered
+    latest_bot_utterance: BotUttered
+    followup_action: Optional[str]
+    active_form: Optional[Dict[str, Any]]
+    states: int
+    held: Tuple[Tuple[State, Tuple[str, bool]], ...]
+    feature_message: UserUttered
+    message_before_form: UserUttered
+    last_non_listen_action: Optional[str]
 
-    def __init__(self, user: bool, applied: int, slot_names: Tuple[str, ...],
-                 slot_values: Tuple[Any, ...], paused: bool, latest_action_name: Optional[str],
-                 latest_message: UserUttered, latest_bot_utterance: BotUttered,
-                 followup_action: Optional[str], active_form: Dict[str, Any], states: int,
-                 held: Tuple[Tuple[State, Tuple[str, bool]], ...],
-                 feature_message: UserUttered, message_before_form: UserUttered,
-                 last_non_listen_action: Optional[str]) -> None:
-        self.user = user
-        self.applied = applied
-        self.slot_names = slot_names
-        self.slot_values = slot_values
-        self.paused = paused
-        self.latest_action_name = latest_action_name
-        self.latest_message = latest_message
-        self.latest_bot_utterance = latest_bot_utterance
-        self.followup_action = followup_action
-        self.active_form = active_form
-        self.states = states
-        self.held = held
-        self.feature_message = feature_message
-        self.message_before_form = message_before_form
-        self.last_non_listen_action = last_non_listen_action
+
+# tuple.__new__ skips the NamedTuple's Python-level constructor.
+_new_mark = tuple.__new__
