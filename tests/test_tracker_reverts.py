@@ -295,3 +295,20 @@ def test_every_policy_predicts_the_same_after_reverts(domain, index):
                 ensemble.probabilities_using_best_policy(fresh, domain)
             compared += 1
     assert compared > 50
+
+
+@pytest.mark.parametrize("pattern", ["undo", "rewind", "mixed"])
+def test_reverts_further_back_than_the_marks_kept_replay_right(domain, pattern):
+    from coreactors.dialogue.tracker import MARKS_KEPT
+    tracker = DialogueStateTracker("deep", domain)
+    for turn in range(3 * MARKS_KEPT):
+        tracker.update_many([ActionExecuted("action_listen"), user("greet"),
+                             SlotSet("notes", str(turn)), ActionExecuted("utter_greet")])
+    assert len(tracker._marks) <= 2 * MARKS_KEPT  # bounded, however long the conversation
+    steps = 0
+    while tracker.applied_events():  # reverts all the way back: past the marks kept
+        undo = pattern == "undo" or (pattern == "mixed" and steps % 3)
+        tracker.update(ActionReverted() if undo else UserUtteranceReverted())
+        assert_same_state(tracker, replayed(tracker))
+        steps += 1
+    assert steps > 2 * MARKS_KEPT if pattern != "rewind" else steps > MARKS_KEPT

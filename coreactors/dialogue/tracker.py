@@ -3,8 +3,10 @@
 The tracker changes only through events (``update``). It keeps, as it goes, the history of
 states that policies featurize, so predicting in a long conversation costs the same as in a
 short one. Reverting events (rewind, undo) costs the same at any point of a conversation: the
-tracker keeps, for each applied action, the state just before it (a ``_Mark``), and where the
-user messages are; a revert goes back to a mark instead of replaying the conversation.
+tracker keeps, for each of its latest applied actions, the state just before it (a ``_Mark``),
+and where the user messages are; a revert goes back to a mark instead of replaying the
+conversation (only a revert further back than the marks kept, after a long run of reverts,
+replays).
 """
 
 import enum
@@ -163,7 +165,11 @@ class DialogueStateTracker:
     def _apply(self, event: Event) -> None:
         if isinstance(event, ActionExecuted):
             # What an undo of this action, or a rewind of the message after it, goes back to.
-            self._marks.append(self._mark())
+            marks = self._marks
+            marks.append(self._mark())
+            if len(marks) > 2 * MARKS_KEPT:
+                del marks[:MARKS_KEPT]
+                self._marks_trimmed = True
             # The state the action was chosen in: usually the one its prediction just read.
             self._record_state_before(event)
         elif isinstance(event, UserUttered):
@@ -201,6 +207,7 @@ class DialogueStateTracker:
         # where among them the user messages are.
         self._applied: List[Event] = []
         self._marks: List[_Mark] = []
+        self._marks_trimmed = False  # older actions than the marks' are among the applied
         self._user_at: List[int] = []
 
     def _reset_slots(self) -> None:
@@ -258,7 +265,12 @@ class DialogueStateTracker:
 
     def _revert_action(self) -> None:
         """Undoes the latest applied action and everything after it ("undo")."""
-        self._go_back_to(len(self._marks) - 1 if self._marks else None)
+        if self._marks:
+            self._go_back_to(len(self._marks) - 1)
+        elif self._marks_trimmed:
+            self._replay(_undone(self._applied, ActionExecuted))
+        else:
+            self._go_back_to(None)
 
     def _revert_user_utterance(self) -> None:
         """Undoes the latest applied user message, everything after it and the action before
@@ -271,7 +283,17 @@ class DialogueStateTracker:
             if self._marks[index].applied < message_at:
                 self._go_back_to(index)
                 return
-        self._go_back_to(None)
+        if self._marks_trimmed:
+            self._replay(_undone(self._applied[:message_at], ActionExecuted))
+        else:
+            self._go_back_to(None)
+
+    def _replay(self, applied: List[Event]) -> None:
+        """Rebuilds the state from ``applied`` (no reverts or restarts among them): for a
+        revert further back than the marks kept, after a long run of reverts."""
+        self._reset()
+        for event in applied:
+            self._apply(event)
 
     def _go_back_to(self, index: Optional[int]) -> None:
         """Back to the state of mark ``index`` (just before its event), or to the start."""
@@ -468,6 +490,18 @@ class DialogueStateTracker:
 
 # Events that change the state but are not themselves part of it.
 _NOT_APPLIED = (Restarted, ActionReverted, UserUtteranceReverted)
+
+# Marks kept per tracker: between this many and twice as many of the latest actions' marks. A
+# revert reaches further back only after that many reverts in a row, and then replays.
+MARKS_KEPT = 64
+
+
+def _undone(applied: List[Event], event_type: Type[Event]) -> List[Event]:
+    """``applied`` without its latest event of ``event_type`` and what came after it."""
+    for index in range(len(applied) - 1, -1, -1):
+        if isinstance(applied[index], event_type):
+            return applied[:index]
+    return []
 
 
 class _Mark(NamedTuple):
