@@ -204,10 +204,13 @@ def test_reverts_of_reverts_and_reverts_past_the_start(domain):
         assert_same_state(tracker, replayed(tracker))
 
 
-def test_a_revert_applies_no_earlier_event(domain, monkeypatch):
-    """The point of the marks: a rewind at turn 3,000 touches no event of the 2,999 before."""
+@pytest.mark.parametrize("turns", [10, 3000])
+def test_a_revert_applies_a_bounded_number_of_events(domain, monkeypatch, turns):
+    """The point of the marks: a rewind and an undo at turn 3,000 apply again no more events
+    than at turn 10 (at most the MARK_EVERY since the latest mark), never the conversation."""
+    from coreactors.dialogue.tracker import MARK_EVERY
     tracker = DialogueStateTracker("long", domain)
-    for turn in range(3000):
+    for turn in range(turns):
         tracker.update_many([ActionExecuted("action_listen"), user("greet"),
                              ActionExecuted("utter_greet"), SlotSet("notes", str(turn))])
     applied: List[Event] = []
@@ -219,10 +222,10 @@ def test_a_revert_applies_no_earlier_event(domain, monkeypatch):
     monkeypatch.setattr(DialogueStateTracker, "_apply", counting)
     tracker.update(UserUtteranceReverted())
     tracker.update(ActionReverted())
-    assert [type(e) for e in applied] == [UserUtteranceReverted, ActionReverted]
+    assert len(applied) <= 2 + 2 * MARK_EVERY
     monkeypatch.undo()
     assert_same_state(tracker, replayed(tracker))
-    assert tracker.get_slot("notes") == "2997"  # the undo took turn 2,998's action too
+    assert tracker.get_slot("notes") == str(turns - 3)  # the undo took the turn before's action
 
 
 def test_a_domain_switch_between_a_mark_and_its_revert(domain):
@@ -312,3 +315,38 @@ def test_reverts_further_back_than_the_marks_kept_replay_right(domain, pattern):
         assert_same_state(tracker, replayed(tracker))
         steps += 1
     assert steps > 2 * MARKS_KEPT if pattern != "rewind" else steps > MARKS_KEPT
+
+
+def test_a_revert_to_a_mark_gets_the_form_as_it_was_there(domain):
+    """The active form changes in place (validation, rejection) after a mark is taken: going
+    back to the mark must give the form as it was then."""
+    from coreactors.dialogue.tracker import MARK_EVERY
+    tracker = DialogueStateTracker("form", domain)
+    tracker.update_many([ActionExecuted("action_listen"), user("start_form"),
+                         ActionExecuted("some_form"), Form("some_form")])
+    while len(tracker.applied_events()) < MARK_EVERY:
+        tracker.update(SlotSet("notes", "x"))
+    tracker.update(ActionExecuted("some_form"))  # a mark is taken just before it
+    tracker.update_many([FormValidation(False), ActionExecutionRejected("some_form")])
+    tracker.update(ActionReverted())
+    assert_same_state(tracker, replayed(tracker))
+    assert tracker.active_form == {"name": "some_form", "validate": True, "rejected": False}
+
+
+def test_a_domain_switch_between_a_mark_and_a_revert_to_it(domain):
+    """As above, with a mark (more than MARK_EVERY events) made under the old domain."""
+    from coreactors.dialogue.tracker import MARK_EVERY
+    bigger = Domain.from_yaml(DOMAIN.replace("slots:\n", "slots:\n  extra:\n    type: text\n"),
+                              "bigger.yml")
+    tracker = DialogueStateTracker("switch-mark", domain)
+    for turn in range(MARK_EVERY):
+        tracker.update_many([ActionExecuted("action_listen"), user("greet"),
+                             SlotSet("location", "city-{}".format(turn))])
+    assert tracker.switch_domain(bigger) is tracker
+    tracker.update_many([SlotSet("extra", "late"), ActionExecuted("utter_greet")])
+    for _ in range(3):
+        tracker.update(UserUtteranceReverted())
+        fresh = DialogueStateTracker.from_events(
+            "switch-mark", applied_by_definition(tracker.events), bigger)
+        assert_same_state(tracker, fresh)
+    assert tracker.get_slot("extra") is None

@@ -3,12 +3,13 @@
 The tracker changes only through events (``update``). It keeps, as it goes, the history of
 states that policies featurize, so predicting in a long conversation costs the same as in a
 short one. Reverting events (rewind, undo) costs the same at any point of a conversation: the
-tracker keeps, for each of its latest applied actions, the state just before it (a ``_Mark``),
-and where the user messages are; a revert goes back to a mark instead of replaying the
-conversation (only a revert further back than the marks kept, after a long run of reverts,
-replays).
+tracker keeps its state every MARK_EVERY applied events (a ``_Mark``) and where the actions and
+user messages are; a revert goes back to the latest mark before its target and applies the few
+events from there again, instead of replaying the conversation (only a revert further back
+than the marks kept, after a long run of reverts, replays from the start).
 """
 
+import bisect
 import enum
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Type
 
@@ -163,17 +164,15 @@ class DialogueStateTracker:
     # ----------------------------------------------------------------- state changes
 
     def _apply(self, event: Event) -> None:
+        applied = self._applied
+        if len(applied) - self._marked_at >= MARK_EVERY:
+            self._add_mark()
         if isinstance(event, ActionExecuted):
-            # What an undo of this action, or a rewind of the message after it, goes back to.
-            marks = self._marks
-            marks.append(self._mark())
-            if len(marks) > 2 * MARKS_KEPT:
-                del marks[:MARKS_KEPT]
-                self._marks_trimmed = True
+            self._action_at.append(len(applied))
             # The state the action was chosen in: usually the one its prediction just read.
             self._record_state_before(event)
         elif isinstance(event, UserUttered):
-            self._user_at.append(len(self._applied))
+            self._user_at.append(len(applied))
         event.apply_to(self)
         if isinstance(event, Form):
             self._on_form_event(event)
@@ -207,7 +206,8 @@ class DialogueStateTracker:
         # where among them the user messages are.
         self._applied: List[Event] = []
         self._marks: List[_Mark] = []
-        self._marks_trimmed = False  # older actions than the marks' are among the applied
+        self._marked_at = 0  # the latest mark's place (0: the start, which needs none)
+        self._action_at: List[int] = []
         self._user_at: List[int] = []
 
     def _reset_slots(self) -> None:
@@ -251,61 +251,57 @@ class DialogueStateTracker:
         if event.name is None:
             self._held = []
 
-    def _mark(self) -> "_Mark":
-        # Built as a plain tuple (a mark per action: it must cost little); copies only of what
-        # is mutable and not empty.
-        form, held = self.active_form, self._held
-        return _new_mark(_Mark, (
-            len(self._applied), self._slot_names,
+    def _add_mark(self) -> None:
+        # Built as a plain tuple; copies only of what is mutable and not empty.
+        form, held, marks = self.active_form, self._held, self._marks
+        self._marked_at = len(self._applied)
+        marks.append(_new_mark(_Mark, (
+            self._marked_at, self._slot_names,
             tuple([slot.value for slot in self._slot_list]), self.paused,
             self.latest_action_name, self.latest_message, self.latest_bot_utterance,
             self.followup_action, dict(form) if form else None, len(self._states),
             tuple(held) if held else (), self._feature_message, self._message_before_form,
-            self._last_non_listen_action))
+            self._last_non_listen_action)))
+        if len(marks) > 2 * MARKS_KEPT:
+            del marks[:MARKS_KEPT]
 
     def _revert_action(self) -> None:
         """Undoes the latest applied action and everything after it ("undo")."""
-        if self._marks:
-            self._go_back_to(len(self._marks) - 1)
-        elif self._marks_trimmed:
-            self._replay(_undone(self._applied, ActionExecuted))
-        else:
-            self._go_back_to(None)
+        self._go_back_to(self._action_at[-1] if self._action_at else 0)
 
     def _revert_user_utterance(self) -> None:
         """Undoes the latest applied user message, everything after it and the action before
         it ("rewind"): the state before the action that led to the message."""
         if not self._user_at:
-            self._go_back_to(None)
+            self._go_back_to(0)
             return
         message_at = self._user_at[-1]
-        for index in range(len(self._marks) - 1, -1, -1):
-            if self._marks[index].applied < message_at:
-                self._go_back_to(index)
-                return
-        if self._marks_trimmed:
-            self._replay(_undone(self._applied[:message_at], ActionExecuted))
-        else:
-            self._go_back_to(None)
+        actions = self._action_at
+        index = bisect.bisect_left(actions, message_at)
+        self._go_back_to(actions[index - 1] if index else 0)
 
-    def _replay(self, applied: List[Event]) -> None:
-        """Rebuilds the state from ``applied`` (no reverts or restarts among them): for a
-        revert further back than the marks kept, after a long run of reverts."""
-        self._reset()
-        for event in applied:
+    def _go_back_to(self, target: int) -> None:
+        """Back to the state after the first ``target`` applied events: the latest mark at or
+        before it, then what was applied between that mark and ``target`` again (at most
+        MARK_EVERY events, unless the marks kept do not reach that far back)."""
+        marks = self._marks
+        while marks and marks[-1].applied > target:
+            marks.pop()
+        again = self._applied[marks[-1].applied if marks else 0:target]
+        if marks:
+            self._restore(marks[-1])
+        else:
+            self._reset()
+        for event in again:
             self._apply(event)
 
-    def _go_back_to(self, index: Optional[int]) -> None:
-        """Back to the state of mark ``index`` (just before its event), or to the start."""
-        if index is None:
-            self._reset()
-            return
-        mark = self._marks[index]
-        del self._marks[index:]
+    def _restore(self, mark: "_Mark") -> None:
+        """Back to the state of ``mark`` (the mark stays: the state there does not change)."""
         del self._applied[mark.applied:]
-        user_at = self._user_at
-        while user_at and user_at[-1] >= mark.applied:
-            user_at.pop()
+        self._marked_at = mark.applied
+        for positions in (self._action_at, self._user_at):
+            while positions and positions[-1] >= mark.applied:
+                positions.pop()
         if mark.slot_names is self._slot_names:
             for slot, value in zip(self._slot_list, mark.slot_values):
                 slot.value = value
@@ -491,23 +487,16 @@ class DialogueStateTracker:
 # Events that change the state but are not themselves part of it.
 _NOT_APPLIED = (Restarted, ActionReverted, UserUtteranceReverted)
 
-# Marks kept per tracker: between this many and twice as many of the latest actions' marks. A
-# revert reaches further back only after that many reverts in a row, and then replays.
+# A mark every this many applied events: a revert replays at most this many.
+MARK_EVERY = 32
+# Marks kept per tracker: between this many and twice as many of the latest. A revert further
+# back (after a long run of reverts) replays from the start.
 MARKS_KEPT = 64
 
 
-def _undone(applied: List[Event], event_type: Type[Event]) -> List[Event]:
-    """``applied`` without its latest event of ``event_type`` and what came after it."""
-    for index in range(len(applied) - 1, -1, -1):
-        if isinstance(applied[index], event_type):
-            return applied[:index]
-    return []
-
-
 class _Mark(NamedTuple):
-    """The tracker's state just before an applied action: ``applied`` is the action's place
-    among the applied events, ``states`` how many past states were recorded; ``active_form``
-    None and ``held`` () when empty."""
+    """The tracker's state after its first ``applied`` applied events: ``states`` is how many
+    past states were recorded then; ``active_form`` None and ``held`` () when empty."""
 
     applied: int
     slot_names: Tuple[str, ...]
