@@ -350,3 +350,18 @@ def test_a_domain_switch_between_a_mark_and_a_revert_to_it(domain):
             "switch-mark", applied_by_definition(tracker.events), bigger)
         assert_same_state(tracker, fresh)
     assert tracker.get_slot("extra") is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_action_positions_follow_the_applied_events(domain, seed):
+    """What augmented memoization reads instead of walking the whole conversation."""
+    rng = random.Random(50 + seed)
+    tracker = DialogueStateTracker("positions", domain)
+    for _ in range(1200):
+        tracker.update(random_event(rng))
+        applied = tracker.applied_events()
+        starts = [i for i, e in enumerate(applied) if isinstance(e, ActionExecuted)]
+        assert tracker.last_action_positions(21) == starts[-21:]
+        if starts:
+            assert tracker.applied_events_from(starts[-1]) == applied[starts[-1]:]
+    assert tracker.last_action_positions(0) == []

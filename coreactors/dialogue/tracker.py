@@ -404,6 +404,15 @@ class DialogueStateTracker:
         """The events that still count: nothing before the last restart, nothing reverted."""
         return list(self._applied)
 
+    def applied_events_from(self, start: int) -> List[Event]:
+        """The applied events from the ``start``-th on (0 is the first)."""
+        return self._applied[start:]
+
+    def last_action_positions(self, n: int) -> List[int]:
+        """Where the latest ``n`` applied actions are among the applied events (oldest first;
+        fewer when there are fewer)."""
+        return self._action_at[-n:] if n > 0 else []
+
     def idx_after_latest_restart(self) -> int:
         for i in range(len(self.events) - 1, -1, -1):
             if isinstance(self.events[i], Restarted):

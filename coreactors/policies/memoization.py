@@ -11,7 +11,6 @@ import os
 from typing import Any, Dict, Hashable, List, Optional, Sequence, Set
 
 from coreactors.dialogue.domain import Domain
-from coreactors.dialogue.events import ActionExecuted
 from coreactors.dialogue.tracker import DialogueStateTracker
 from coreactors.policies.featurizers import MaxHistoryTrackerFeaturizer, TrackerFeaturizer, Window
 from coreactors.policies.policy import Policy, confidence_scores_for
@@ -143,15 +142,12 @@ class AugmentedMemoizationPolicy(MemoizationPolicy):
         action = self.lookup.get(window)
         if action is not None:
             return action
-        applied = tracker.applied_events()
-        starts = [i for i, e in enumerate(applied) if isinstance(e, ActionExecuted)]
-        # Starting from the second action: each retry forgets one more turn.
-        candidates = starts[1:]
-        if len(candidates) > self.MAX_FORGET_STEPS:
-            candidates = candidates[-self.MAX_FORGET_STEPS:]
+        # Starting from the second action: each retry forgets one more turn. Only the latest
+        # actions are looked at, so a long conversation costs no more than a short one.
+        candidates = tracker.last_action_positions(self.MAX_FORGET_STEPS + 1)[1:]
         for start in candidates:
-            shortened = DialogueStateTracker.from_events(tracker.sender_id, applied[start:],
-                                                         domain)
+            shortened = DialogueStateTracker.from_events(
+                tracker.sender_id, tracker.applied_events_from(start), domain)
             candidate = self.featurizer.prediction_window(shortened)
             if candidate == window:
                 continue
