@@ -56,7 +56,7 @@ class StdlibBridge(logging.Handler):
                 format = message.format
                 fields = {("field_" + k if k in _RESERVED or k.startswith("log_") else k): v
                           for k, v in message.fields.items()}
-                if len(fields) != len(message.fields) or fields.keys() != message.fields.keys():
+                if fields.keys() != message.fields.keys():
                     format = str(message).replace("{", "{{").replace("}", "}}")
             else:
                 format, fields = "{text}", {"text": record.getMessage()}

@@ -525,3 +525,23 @@ def test_requests_and_replies_are_frozen_values():
     assert Execute("utter_greet", None, None, ALL).action == "utter_greet"
     assert LogMessage("hi", None, ALL) != LogMessage("ho", None, ALL)
     assert AppendEvents([], ALL).events == [] and ReplaceEvents([], ALL).verbosity is ALL
+
+
+def test_a_request_counts_as_in_flight_before_its_actor_can_answer(model_one):
+    """With a pool that runs the message at once, the answer arrives before ``tell`` returns:
+    the request must already be counted, or the count dips below zero meanwhile."""
+    counts: List[int] = []
+
+    class Watching(FakeReactor):
+        def callFromThread(self, function: Any, *args: Any, **kwargs: Any) -> None:
+            function(*args, **kwargs)
+            counts.extend(e.in_flight for e in supervisor.actors.values())
+    supervisor = Supervisor(InMemoryTrackerStore(), model_one, reactor=Watching(),
+                            pool=InlineWorkerPool(), actor_type=ConversationActor,
+                            run_in_thread=inline)
+    supervisor.start()
+    try:
+        assert texts(supervisor.handle_message("ann", "/greet").result) == ["hello from one"]
+        assert counts and min(counts) == 0 and supervisor.in_flight() == 0
+    finally:
+        supervisor.stop()

@@ -18,13 +18,14 @@ from typing import Any, Callable, Dict, List, Optional, Type
 
 from twisted.logger import Logger
 
+from coreactors import fastpaths
 from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.interface import ConversationError, StoreUnavailable
 from coreactors.actors.messages import (
     AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
     LogMessage, MessageListener, Predict, ReplaceEvents, TakeModel)
 from coreactors.actors.reply import Reply
-from coreactors.actors.worker_pool import ThreadedActor, pooled
+from coreactors.actors.worker_pool import ThreadedActor
 from coreactors.dialogue.domain import UnknownAction
 from coreactors.dialogue.events import ActionExecuted, InvalidEvent, events_from_dicts
 from coreactors.dialogue.tracker import DialogueStateTracker
@@ -263,7 +264,8 @@ class ThreadedConversationActor(Conversation, ThreadedActor):
 def conversation_actor_type(fast: Optional[bool] = None) -> Type[Conversation]:
     """The conversation actor class: pooled unless the ``worker_pool`` fast path is off (or
     ``fast`` says otherwise)."""
-    return ConversationActor if pooled(fast) else ThreadedConversationActor
+    return ConversationActor if fastpaths.choose("worker_pool", fast) \
+        else ThreadedConversationActor
 
 
 class _Answer:

@@ -222,10 +222,10 @@ class Supervisor:
             raise TypeError("Not a conversation request: {!r}".format(request))
         if self.stopping:
             return fail(ConversationError("The server is shutting down.", 503, "ShuttingDown"))
-        model = self.model
-        if model is None:
-            return fail(NoModelLoaded("No model is loaded. Train one, or wait for the model "
-                                      "server."))
+        try:
+            model = self.current_model()
+        except NoModelLoaded as e:
+            return fail(e)
         entry = self.actors.get(sender_id)
         if entry is None:
             entry = self._start_actor(sender_id, model)
@@ -234,14 +234,22 @@ class Supervisor:
             self._hand_over(entry)  # a model swapped in since: it goes first
         deferred: Deferred = Deferred()
         try:
-            entry.ref.tell(Ask(request, Reply(deferred, self.replies, _Settled(self, entry))))
+            self._tell(entry, request, deferred)
         except pykka.ActorDeadError:
             # It died between two requests: start it again from the store.
             self.actors.pop(sender_id, None)
             entry = self._start_actor(sender_id, model)
-            entry.ref.tell(Ask(request, Reply(deferred, self.replies, _Settled(self, entry))))
-        entry.in_flight += 1
+            self._tell(entry, request, deferred)
         return deferred
+
+    def _tell(self, entry: _Entry, request: ConversationRequest, deferred: Deferred) -> None:
+        # Counted before it is sent: an actor may answer before tell returns.
+        entry.in_flight += 1
+        try:
+            entry.ref.tell(Ask(request, Reply(deferred, self.replies, _Settled(self, entry))))
+        except BaseException:
+            entry.in_flight -= 1
+            raise
 
     # ----------------------------------------------------------------- conversation requests
 

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, ContextManager, Iterator, List, Optional,
 import pykka
 from twisted.logger import Logger
 
-from coreactors import fastpaths
 from coreactors.log_observers import levelled
 
 if TYPE_CHECKING:
@@ -214,10 +213,4 @@ class ThreadedActor(pykka.ThreadingActor):
         return contextlib.nullcontext()  # nobody else waits on this thread
 
 
-def pooled(fast: Optional[bool] = None) -> bool:
-    """Whether actors run on a pool: ``fast`` when given, else the ``worker_pool`` switch."""
-    return fastpaths.enabled("worker_pool") if fast is None else fast
-
-
-__all__ = ["InlineWorkerPool", "THROUGHPUT", "ThreadedActor", "WorkerPool", "pooled",
-           "run_actor"]
+__all__ = ["InlineWorkerPool", "THROUGHPUT", "ThreadedActor", "WorkerPool", "run_actor"]

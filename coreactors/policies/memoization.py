@@ -12,9 +12,9 @@ from typing import Any, Dict, Hashable, List, Optional, Sequence, Set
 
 from coreactors.dialogue.domain import Domain
 from coreactors.dialogue.tracker import DialogueStateTracker
+from coreactors.logs import Log
 from coreactors.policies.featurizers import MaxHistoryTrackerFeaturizer, TrackerFeaturizer, Window
 from coreactors.policies.policy import Policy, confidence_scores_for
-from coreactors.logs import Log
 
 log = Log(__name__)
 
