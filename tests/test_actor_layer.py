@@ -6,6 +6,8 @@ runs when the pool is told to run it, so lifecycle races (a model handed over be
 messages, a client gone before its answer) are set up exactly.
 """
 
+import gc
+import weakref
 from typing import Any, Dict, List
 
 import pykka
@@ -281,6 +283,105 @@ def test_an_actor_with_a_request_in_flight_is_not_evicted(system):
     system.store.release()
     system.pool.run()
     assert texts(answer(system, slow)) == ["bye"]
+
+
+class RecordedActor(ConversationActor):
+    """A conversation actor the test can find (weakly, so it can see it go)."""
+
+    started: "weakref.WeakValueDictionary[str, RecordedActor]" = weakref.WeakValueDictionary()
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        RecordedActor.started[self.sender_id] = self
+
+
+@pytest.fixture
+def recorded(system):
+    system.actor_type = RecordedActor
+    RecordedActor.started.clear()
+    return system
+
+
+def test_evicted_and_passivated_actors_stop_and_are_freed(recorded):
+    """An actor leaves by a Passivate message: once the pool has run it, the actor is stopped
+    and nothing keeps it (or its conversation) alive."""
+    system = recorded
+    answer(system, system.handle_message("a", "/greet"))
+    first = system.actors["a"].ref
+    assert "a" in RecordedActor.started
+    for sender in ("b", "c", "d"):
+        answer(system, system.handle_message(sender, "/greet"))
+    assert "a" not in system.actors and not first.is_alive()
+    second = system.actors["b"].ref
+    system.reactor.advance(system.idle_timeout + system.passivation_interval)
+    system.pool.run()
+    assert list(system.actors) == [] and not second.is_alive()
+    gc.collect()
+    assert list(RecordedActor.started) == []
+
+
+def test_actors_started_with_one_model_share_its_message_loop(recorded, model_two):
+    system = recorded
+    for sender in ("a", "b"):
+        answer(system, system.handle_message(sender, "/greet"))
+    loops = {RecordedActor.started[s].processor for s in ("a", "b")}
+    assert len(loops) == 1 and next(iter(loops)).model is system.model
+    system.set_model(model_two)
+    system.reactor.advance(0)
+    assert texts(answer(system, system.handle_message("c", "/greet"))) == ["hello from two"]
+    assert texts(answer(system, system.handle_message("a", "/greet"))) == ["hello from two"]
+    started_after = RecordedActor.started["c"].processor
+    assert started_after.model is model_two and started_after not in loops
+
+
+def test_a_conversation_evicted_and_passivated_mid_way_continues_exactly(model_one):
+    """The same requests to a conversation that stays in its actor and to one whose actor is
+    evicted or passivated between every two of them give the same conversation: events,
+    slots, active form, paused."""
+    steps = [
+        lambda s, who: s.handle_message(who, "/greet"),
+        lambda s, who: s.append_events(who, [
+            {"event": "form", "name": "name_form", "timestamp": 1.0},
+            {"event": "slot", "name": "name", "value": "Ada", "timestamp": 2.0}], ALL),
+        lambda s, who: s.handle_message(who, "/goodbye"),
+        lambda s, who: s.append_events(who, [{"event": "pause", "timestamp": 3.0}], ALL),
+        lambda s, who: s.handle_message(who, "/greet"),
+        lambda s, who: s.tracker(who, ALL),
+    ]
+
+    def run(max_actors: int, move_out: bool) -> Dict[str, Any]:
+        reactor = FakeReactor()
+        supervisor = Supervisor(InMemoryTrackerStore(), model_one, reactor=reactor,
+                                max_actors=max_actors, idle_timeout=60,
+                                pool=InlineWorkerPool(hold=True), actor_type=ConversationActor,
+                                run_in_thread=inline)
+        supervisor.start()
+        state: Dict[str, Any] = {}
+        try:
+            for number, step in enumerate(steps):
+                state = answer(supervisor, step(supervisor, "ann"))
+                if move_out and number % 2 == 0:  # evicted: two others fill the cap
+                    for other in ("x{}".format(number), "y{}".format(number)):
+                        answer(supervisor, supervisor.handle_message(other, "/greet"))
+                    assert "ann" not in supervisor.actors
+                elif move_out:  # passivated: idle past the timeout
+                    reactor.advance(supervisor.idle_timeout + supervisor.passivation_interval)
+                    supervisor.pool.run()
+                    assert "ann" not in supervisor.actors
+        finally:
+            supervisor.pool.hold = False
+            supervisor.stop()
+        return state
+
+    kept, moved = run(100, False), run(2, True)
+    assert moved["slots"] == {"name": "Ada"} and moved["active_form"]["name"] == "name_form"
+    assert moved["paused"] is True
+
+    def timeless(state: Dict[str, Any]) -> Dict[str, Any]:
+        events = [{k: v for k, v in e.items() if k != "timestamp"} for e in state["events"]]
+        return dict(state, events=events, latest_event_time=None)
+    assert len(moved["events"]) == 11  # the paused conversation only logs the last greet
+    assert timeless(moved) == timeless(kept)
 
 
 # ----------------------------------------------------------------------- crashes

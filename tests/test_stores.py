@@ -865,3 +865,84 @@ def test_endpoint_malformed_blocks_are_refused(config, complaint, tmp_path):
 def test_endpoint_sqlite_in_a_missing_folder_raises_store_error(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         store_from_endpoint({"type": "sqlite", "db": str(tmp_path / "missing" / "t.db")})
+
+
+# --------------------------------------------------------------------------- reads and new senders
+
+
+def test_sqlite_a_read_does_not_wait_for_the_writer_mid_batch(sqlite_store):
+    """Reads have connections of their own: a writer holding the shared connection (as it does
+    for a whole batch) does not hold up a first read of another sender."""
+    sqlite_store.append("ada", turn(1))
+    loaded = []
+    with sqlite_store._lock:  # the writer's connection, taken as a batch takes it
+        reader = threading.Thread(target=lambda: loaded.append(
+            (sqlite_store.load("ada"), sqlite_store.load("someone new"),
+             sqlite_store.conversation_ids())))
+        reader.start()
+        reader.join(5)
+        assert loaded == [(turn(1), None, ["ada"])]
+
+
+def test_sqlite_a_read_on_another_thread_sees_each_write_once_it_is_done(sqlite_store):
+    seen = []
+
+    def read(name):
+        done = threading.Event()
+        threading.Thread(target=lambda: (seen.append(sqlite_store.load(name)),
+                                         done.set())).start()
+        assert done.wait(5)
+        return seen.pop()
+    assert read("ada") is None  # that thread's read connection is now open
+    for number in range(3):
+        sqlite_store.append("ada", turn(number))
+        assert read("ada") == [e for n in range(number + 1) for e in turn(n)]
+    sqlite_store.replace("ada", turn(9))
+    assert read("ada") == turn(9)
+
+
+def test_sqlite_close_closes_the_read_connections(db_path):
+    store = SQLiteTrackerStore(db_path)
+    store.append("ada", turn(1))
+    errors = []
+    started, closed = threading.Event(), threading.Event()
+
+    def reader():
+        store.load("ada")
+        started.set()
+        closed.wait(5)
+        try:
+            store.load("ada")
+        except StoreError as error:
+            errors.append(error)
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert started.wait(5)
+    store.close()
+    closed.set()
+    thread.join(5)
+    assert len(errors) == 1 and "closed" in str(errors[0])
+    assert store._reader_list == []
+    with pytest.raises(StoreError, match="closed"):
+        store.load("ada")  # this thread never had a read connection
+
+
+def test_sqlite_a_batch_of_many_new_senders_stores_each_in_first_seen_order(sqlite_store):
+    """New senders get their rows in two statements per batch (64 at a time): a batch of 150
+    new senders, some writing twice, amid known ones, loses nothing and keeps the order."""
+    sqlite_store.append("known", turn(0))
+    outcomes = Outcomes()
+    release = hold_the_writer(sqlite_store)
+    names = ["new-{}".format(n) for n in range(150)]
+    for name in names:
+        sqlite_store.append_then(name, turn(1), outcomes(name))
+        if name.endswith("7"):
+            sqlite_store.append_then(name, turn(2), outcomes(name + "+"))
+        sqlite_store.append_then("known", turn(3), outcomes("known"))
+    release.set()
+    results = outcomes.wait(2 * 150 + 15)
+    assert set(results.values()) == {None}
+    assert sqlite_store.conversation_ids() == ["known"] + names
+    for name in names:
+        assert sqlite_store.load(name) == turn(1) + (turn(2) if name.endswith("7") else [])
+    assert sqlite_store.load("known") == turn(0) + turn(3) * 150

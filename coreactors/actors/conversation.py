@@ -23,7 +23,7 @@ from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.interface import ConversationError, StoreUnavailable
 from coreactors.actors.messages import (
     AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
-    LogMessage, MessageListener, Predict, ReplaceEvents, TakeModel)
+    LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeModel)
 from coreactors.actors.reply import Reply
 from coreactors.actors.worker_pool import ThreadedActor
 from coreactors.dialogue.domain import UnknownAction
@@ -47,14 +47,18 @@ class Conversation:
 
     def __init__(self, pool: Any, sender_id: str, model: Model, store: TrackerStore,
                  action_client: Optional[ActionServerClient] = None,
-                 listener_bridge: Optional[ListenerBridge] = None) -> None:
+                 listener_bridge: Optional[ListenerBridge] = None,
+                 processor: Optional[MessageProcessor] = None) -> None:
+        """``processor``, the message loop for ``model``, may be shared with other actors (it
+        keeps no state of a conversation's): starting an actor then builds none."""
         super().__init__(pool)  # type: ignore[call-arg]
         self.sender_id = sender_id
         self.store = store
         self.action_client = action_client
         self.listener_bridge = listener_bridge
         self.model = model
-        self.processor = MessageProcessor(model, action_client)
+        self.processor = processor if processor is not None and processor.model is model \
+            else MessageProcessor(model, action_client)
         self.tracker: Optional[DialogueStateTracker] = None
         # The tracker's events up to here are handed to the store (in self._chain's writes).
         self._handed_over = 0
@@ -68,6 +72,10 @@ class Conversation:
                 self._answer(request, reply)
             case TakeModel(model):
                 self._take_model(model)
+            case Passivate():
+                # pykka's own stop, queued behind what is already queued (nothing, normally:
+                # the Supervisor passivates only actors with nothing in flight).
+                self.stop()  # type: ignore[attr-defined]
             case _:
                 raise TypeError("A conversation actor cannot handle {!r}.".format(message))
 

@@ -1,8 +1,9 @@
 """Everything an actor receives, as types: what the Supervisor and the model watcher send.
 
-A conversation actor receives two kinds of message: ``Ask`` (a request about the conversation
-and the ``Reply`` its answer goes to) and ``TakeModel`` (the model to use from its next request
-on). The requests are frozen dataclasses named after what they ask for; the actor matches on
+A conversation actor receives three kinds of message: ``Ask`` (a request about the
+conversation and the ``Reply`` its answer goes to), ``TakeModel`` (the model to use from its
+next request on) and ``Passivate`` (stop: the conversation is stored, its actor is no longer
+needed). The requests are frozen dataclasses named after what they ask for; the actor matches on
 their type, so a request can be followed from the sender to its handler, and a value that is
 not a request is refused where it is sent (``TypeError``), not deep inside a worker.
 
@@ -106,6 +107,12 @@ class TakeModel:
 
 
 @dataclass(frozen=True, slots=True)
+class Passivate:
+    """Stop once the messages before this one are handled (the Supervisor sends it to an actor
+    with nothing in flight: evicted at the cap, or idle too long)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Poll:
     """Pull once from the model server; ``reply`` gets the new Model, or None."""
 
@@ -122,4 +129,4 @@ CONVERSATION_REQUESTS = (HandleMessage, LogMessage, GetTracker, GetStory, Append
 
 __all__ = ["AppendEvents", "Ask", "CONVERSATION_REQUESTS", "ConversationRequest", "Execute",
            "GetStory", "GetTracker", "HandleMessage", "LogMessage", "MessageListener", "Poll",
-           "Predict", "Prune", "ReplaceEvents", "TakeModel"]
+           "Passivate", "Predict", "Prune", "ReplaceEvents", "TakeModel"]

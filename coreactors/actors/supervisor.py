@@ -27,7 +27,7 @@ from coreactors.actors.conversation import Conversation, conversation_actor_type
 from coreactors.actors.interface import ConversationError, NoModelLoaded, StoreUnavailable
 from coreactors.actors.messages import (
     AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
-    LogMessage, MessageListener, Predict, ReplaceEvents, TakeModel)
+    LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeModel)
 from coreactors.actors.reply import Reply, ReplyBridge
 from coreactors.actors.worker_pool import WorkerPool
 from coreactors.dialogue.domain import Domain
@@ -35,6 +35,7 @@ from coreactors.dialogue.tracker import EventVerbosity
 from coreactors.log_observers import levelled
 from coreactors.model import Model
 from coreactors.model_archives import ModelArchives
+from coreactors.processor import MessageProcessor
 from coreactors.stores.base import StoreError, TrackerStore
 
 log = Logger(observer=levelled)
@@ -95,6 +96,7 @@ class Supervisor:
         self.pool = pool if pool is not None else WorkerPool()
         self.actor_type = actor_type if actor_type is not None else conversation_actor_type()
         self.run_in_thread: RunInThread = run_in_thread or self._in_thread_pool
+        self._processor: Optional[MessageProcessor] = None  # see _processor_for
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -182,9 +184,16 @@ class Supervisor:
 
     # ----------------------------------------------------------------- actors
 
+    def _processor_for(self, model: Model) -> MessageProcessor:
+        """The message loop the actors started with ``model`` share (one per model)."""
+        if self._processor is None or self._processor.model is not model:
+            self._processor = MessageProcessor(model, self.action_client)
+        return self._processor
+
     def _start_actor(self, sender_id: str, model: Model) -> _Entry:
         ref = self.actor_type.start(self.pool, sender_id, model, self.store,  # type: ignore
-                                    self.action_client, self.replies)
+                                    self.action_client, self.replies,
+                                    self._processor_for(model))
         entry = _Entry(ref, model, self.reactor.seconds())
         self.actors[sender_id] = entry
         if len(self.actors) > self.max_actors:
@@ -192,20 +201,26 @@ class Supervisor:
         return entry
 
     def _evict(self, count: int) -> None:
-        """Stops up to ``count`` least recently used actors that have nothing to do."""
-        for sender_id in list(self.actors):
-            if count <= 0:
-                break
-            entry = self.actors[sender_id]
+        """Stops up to ``count`` least recently used actors that have nothing to do.
+
+        It looks from the least recently used end and stops as soon as it has found them
+        (usually the first ``count``), so starting an actor at the cap costs the same with
+        2,000 actors alive as with 20."""
+        idle: List[Any] = []
+        for sender_id, entry in self.actors.items():
             if entry.in_flight == 0:
-                self._stop_entry(sender_id, entry)
-                count -= 1
+                idle.append((sender_id, entry))
+                if len(idle) == count:
+                    break
+        for sender_id, entry in idle:
+            self._stop_entry(sender_id, entry)
 
     def _stop_entry(self, sender_id: str, entry: _Entry) -> None:
         # Nothing is in flight, so the actor's last turn is stored: a new actor reads it back.
+        # A tell, not pykka's ActorRef.stop, which makes a future for an answer nobody awaits.
         del self.actors[sender_id]
         try:
-            entry.ref.stop(block=False)
+            entry.ref.tell(Passivate())
         except pykka.ActorDeadError:
             pass
 

@@ -19,6 +19,10 @@ Concurrency, chosen by measuring 16 threads appending 6 events each (on a 2-core
   instead of ~0.2 ms. A passive checkpoint does not block writers; once the WAL is long, a
   short catch-up under the lock copies what was written meanwhile, so the WAL can start over
   and stays small.
+- Reads have connections of their own, one per reading thread (the conversation actors'
+  workers), so a read never waits for the writer: in WAL mode a read sees every commit made
+  before it and runs while the writer writes. A first read of an unknown sender used to wait
+  for the writer's whole batch on the shared connection's lock.
 - Writes are made by one writer thread, in the order they were asked for. A conversation
   actor hands its turn's events over (``append_then``) and goes on with its next message; the
   writer commits everything queued meanwhile in one transaction (group commit), then calls
@@ -92,6 +96,8 @@ _LOAD = """SELECT e.data FROM conversations AS c
            WHERE c.sender_id = ? ORDER BY e.seq"""
 _FIND_CONVERSATION = "SELECT id FROM conversations WHERE sender_id = ?"
 _ADD_CONVERSATION = "INSERT INTO conversations (sender_id) VALUES (?)"
+_ADD_CONVERSATIONS = "INSERT OR IGNORE INTO conversations (sender_id) VALUES "
+_FIND_CONVERSATIONS = "SELECT id, sender_id FROM conversations WHERE sender_id IN ({})"
 _ADD_EVENTS = "INSERT INTO events (conversation, data) VALUES "
 # Rows per INSERT: sqlite3 releases the GIL around every statement step, and executemany steps
 # once per row; under load each release hands the GIL to another thread and costs a thread
@@ -147,6 +153,11 @@ class SQLiteTrackerStore(TrackerStore):
                                         daemon=True, name="tracker-store-writer")
         self._writer.start()
         weakref.finalize(self, self._requests.put, None)
+        # Read connections, one per reading thread (opened on its first read); ":memory:" is a
+        # database per connection, so there reads share the writer's connection.
+        self._readers = threading.local()
+        self._reader_list: List["_Reader"] = []
+        self._readers_lock = threading.Lock()
         self._checkpointer: Optional[_Checkpointer] = None
         if checkpoint_interval is not None and path != ":memory:":
             self._connection.execute("PRAGMA wal_autocheckpoint = 0")
@@ -230,6 +241,42 @@ class SQLiteTrackerStore(TrackerStore):
                 raise self._failure(what, sender_id, error) from error
 
     @contextmanager
+    def _reading(self, what: str, sender_id: Optional[str] = None
+                 ) -> Iterator[sqlite3.Connection]:
+        """Lends this thread's read connection (opened on first use); a storage failure
+        becomes StoreError."""
+        if self.path == ":memory:":
+            with self._using(what, sender_id) as connection:
+                yield connection
+            return
+        reader: Optional[_Reader] = getattr(self._readers, "reader", None)
+        if reader is None:
+            reader = self._open_reader(what, sender_id)
+        with reader.lock:
+            if reader.connection is None:
+                raise self._failure(what, sender_id, "the store is closed")
+            try:
+                yield reader.connection
+            except _FAILURES as error:
+                raise self._failure(what, sender_id, error) from error
+
+    def _open_reader(self, what: str, sender_id: Optional[str]) -> "_Reader":
+        with self._readers_lock:
+            # close() sets _closing before it takes the list: a reader opened later is refused.
+            if self._closing or self._connection is None:
+                raise self._failure(what, sender_id, "the store is closed")
+            try:
+                connection = sqlite3.connect(self.path, timeout=self._timeout,
+                                             isolation_level=None, check_same_thread=False)
+                connection.execute("PRAGMA query_only = 1")
+            except _FAILURES as error:
+                raise self._failure(what, sender_id, error) from error
+            reader = _Reader(connection)
+            self._reader_list.append(reader)
+        self._readers.reader = reader
+        return reader
+
+    @contextmanager
     def _transaction(self, what: str, sender_id: Optional[str] = None
                      ) -> Iterator[sqlite3.Connection]:
         """Runs the block in one write transaction: committed on success, rolled back on error."""
@@ -266,7 +313,7 @@ class SQLiteTrackerStore(TrackerStore):
             # conversation. After a crash, the new actor must see the old one's last turns.
             while self._queued.get(sender_id) and not self._closing:
                 self._queued_changed.wait(1.0)
-        with self._using("load", sender_id) as connection:
+        with self._reading("load", sender_id) as connection:
             rows = connection.execute(_LOAD, (sender_id,)).fetchall()
         if not rows:
             return None
@@ -398,10 +445,9 @@ class SQLiteTrackerStore(TrackerStore):
                     connection.execute(_insert_statement(len(rows) // 2), rows)
             else:
                 connection.execute("BEGIN IMMEDIATE")
-                for request in batch:
-                    if request.sender_id not in self._conversation_ids:
-                        self._conversation_ids[request.sender_id] = _conversation_id(
-                            connection, request.sender_id)
+                unknown = list(dict.fromkeys(request.sender_id for request in batch
+                                             if request.sender_id not in self._conversation_ids))
+                self._conversation_ids.update(_conversation_ids(connection, unknown))
                 _insert_events(connection, self._rows(batch))
                 connection.execute("COMMIT")
         except _FAILURES:
@@ -437,7 +483,7 @@ class SQLiteTrackerStore(TrackerStore):
         return rows
 
     def conversation_ids(self) -> List[str]:
-        with self._using("list conversations") as connection:
+        with self._reading("list conversations") as connection:
             return [sender_id for (sender_id,) in connection.execute(_CONVERSATION_IDS)]
 
     def close(self) -> None:
@@ -453,6 +499,10 @@ class SQLiteTrackerStore(TrackerStore):
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             checkpointer.stop()
+        with self._readers_lock:
+            readers, self._reader_list = self._reader_list, []
+        for reader in readers:
+            reader.close()
         with self._lock:
             connection, self._connection = self._connection, None
         if connection is not None:
@@ -464,6 +514,25 @@ class SQLiteTrackerStore(TrackerStore):
 
     def __repr__(self) -> str:
         return "SQLiteTrackerStore({!r})".format(self.path)
+
+
+class _Reader:
+    """A reading thread's connection; its lock lets ``close`` wait for a read in progress."""
+
+    __slots__ = ("connection", "lock")
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection: Optional[sqlite3.Connection] = connection
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        with self.lock:
+            connection, self.connection = self.connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except _FAILURES:
+                pass  # it only read: nothing of the store's is lost with it
 
 
 class _Write:
@@ -636,6 +705,21 @@ def _conversation_id(connection: sqlite3.Connection, sender_id: str) -> int:
     if row is not None:
         return row[0]
     return connection.execute(_ADD_CONVERSATION, (sender_id,)).lastrowid
+
+
+def _conversation_ids(connection: sqlite3.Connection, sender_ids: List[str]
+                      ) -> List[Any]:
+    """Finds the conversations' row ids, adding the new ones (inside a transaction): two
+    statements for a batch's new senders, however many, rather than two for each."""
+    found: List[Any] = []
+    step = _ROWS_PER_INSERT
+    for start in range(0, len(sender_ids), step):
+        chunk = sender_ids[start:start + step]
+        marks = ",".join(["(?)"] * len(chunk))
+        connection.execute(_ADD_CONVERSATIONS + marks, chunk)
+        found += connection.execute(
+            _FIND_CONVERSATIONS.format(",".join(["?"] * len(chunk))), chunk).fetchall()
+    return [(sender_id, conversation) for (conversation, sender_id) in found]
 
 
 def _row_data(texts: List[str]) -> str:
