@@ -13,18 +13,30 @@ Everything coreactors logs ends up in ``twisted.logger`` as events with named fi
 With ``-o FILE`` the log is also written to FILE: as text, or with ``--log_format json`` as
 JSON lines (one object per event: ``time``, ``level``, ``namespace``, ``text``, the event's
 fields, and ``traceback`` for a failure), which a machine can read line by line.
+
+Text is written by ``TextLogObserver``: twistd's format, made for less (an access line per
+request goes through it). Under ``twistd -n`` (and ``python -m coreactors.run``) it is also the
+observer twistd writes stdout with: the service tree offers it to twistd's application
+(``ServerRoot``), which is how Twisted lets an application choose its observer. With
+``--logfile``, ``--syslog``, ``--logger`` or as a daemon, twistd's own observer writes as
+before.
 """
 
+import atexit
 import datetime
 import json
 import logging
-from typing import IO, Any, Dict, Optional
+import sys
+import threading
+from typing import IO, Any, Dict, Optional, Tuple
 
 from twisted.application import service
 from twisted.logger import (
     FileLogObserver, FilteringLogObserver, ILogObserver, LogLevel, LogLevelFilterPredicate,
-    Logger, formatEvent, globalLogPublisher, textFileLogObserver)
+    Logger, formatEvent, formatEventAsClassicLogText, formatTime, globalLogPublisher)
+from twisted.python.components import Componentized
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from coreactors.logs import StructuredMessage
 
@@ -67,6 +79,109 @@ class StdlibBridge(logging.Handler):
                 level, format, **fields)
         except Exception:
             self.handleError(record)
+
+
+# An event whose format is this and which carries ``line`` is that line (the access log's).
+LINE_FORMAT = "{line}"
+
+
+@implementer(ILogObserver)
+class TextLogObserver:
+    """Writes events as twistd's ``textFileLogObserver`` does (``TIME [namespace#level]
+    text``, one line, continuation lines indented), for less: the time is formatted once a
+    second (its format has no finer part), an event that is one ready line (``LINE_FORMAT``)
+    is not formatted again, and the file is flushed a few times a second by a thread of its
+    own, at once for warnings and worse, and at exit, rather than after every event."""
+
+    def __init__(self, out: IO[str], flush_interval: float = 0.2) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._unflushed = False
+        self._stamp: Tuple[int, str] = (-1, "")
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_every, args=(flush_interval,),
+                                         daemon=True, name="log-flush")
+        self._flusher.start()
+        atexit.register(self.flush)
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        text = self.text(event)
+        if not text:
+            return
+        level = event.get("log_level")
+        with self._lock:
+            self._out.write(text)
+            if level is not None and level >= LogLevel.warn:
+                self._out.flush()
+            else:
+                self._unflushed = True
+
+    def text(self, event: Dict[str, Any]) -> Optional[str]:
+        """The event as twistd's text observer writes it."""
+        line = event.get("line")
+        if (event.get("log_format") == LINE_FORMAT and isinstance(line, str)
+                and "log_failure" not in event and "log_system" not in event
+                and "\n" not in line):
+            level = event.get("log_level")
+            return "{} [{}#{}] {}\n".format(
+                self.time(event.get("log_time")), event.get("log_namespace", "-"),
+                level.name if level is not None else "-", line)
+        return formatEventAsClassicLogText(event, formatTime=self.time)
+
+    def time(self, when: Optional[float]) -> str:
+        if when is None:
+            return formatTime(None)
+        second = int(when)
+        if second != self._stamp[0]:
+            self._stamp = (second, formatTime(second))
+        return self._stamp[1]
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._unflushed:
+                self._unflushed = False
+                try:
+                    self._out.flush()
+                except (OSError, ValueError):  # closed or gone: nothing left to save
+                    pass
+
+    def close(self) -> None:
+        """Flushes and stops the flushing thread (the file stays open: it is the caller's)."""
+        self._closed.set()
+        self.flush()
+        atexit.unregister(self.flush)
+
+    def _flush_every(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            self.flush()
+
+
+def twistd_observer(twistd_options: Any) -> Optional[TextLogObserver]:
+    """The observer to offer twistd (``ServerRoot``): one on stdout where twistd would write the
+    log to stdout with its own (``-n`` without ``--logfile``, ``--syslog`` or ``--logger``),
+    else None (twistd's choice stands)."""
+    if twistd_options is None:
+        return None
+    get = getattr(twistd_options, "get", None)
+    if get is None or get("logger") or get("syslog") or not get("nodaemon"):
+        return None
+    if (get("logfile") or "") not in ("", "-"):
+        return None
+    return TextLogObserver(sys.stdout)
+
+
+class ServerRoot(service.MultiService):
+    """The root of the server's service tree. Made part of twistd's application, it offers
+    the application ``log_observer`` (when set) as its ``ILogObserver``, which twistd then
+    begins logging to: Twisted's way for an application to choose its log observer."""
+
+    log_observer: Optional[ILogObserver] = None
+
+    def setServiceParent(self, parent: Any) -> Any:
+        if self.log_observer is not None and isinstance(parent, Componentized) \
+                and parent.getComponent(ILogObserver, None) is None:
+            parent.setComponent(ILogObserver, self.log_observer)
+        return super().setServiceParent(parent)
 
 
 def json_line(event: Dict[str, Any]) -> str:
@@ -132,7 +247,7 @@ class LogFileService(service.Service):
     def startService(self) -> None:
         self._out = open(self.path, "a", encoding="utf-8")
         self._observer = (json_lines_observer(self._out) if self.format == "json"
-                          else textFileLogObserver(self._out))
+                          else TextLogObserver(self._out))
         globalLogPublisher.addObserver(self._observer)
         super().startService()
 
@@ -140,11 +255,14 @@ class LogFileService(service.Service):
         super().stopService()
         if self._observer is not None:
             globalLogPublisher.removeObserver(self._observer)
+            if isinstance(self._observer, TextLogObserver):
+                self._observer.close()
             self._observer = None
         if self._out is not None:
             self._out.close()
             self._out = None
 
 
-__all__ = ["LOG_FORMATS", "LogFileService", "StdlibBridge", "configure_logging", "json_line",
-           "json_lines_observer", "level_for", "levelled"]
+__all__ = ["LINE_FORMAT", "LOG_FORMATS", "LogFileService", "ServerRoot", "StdlibBridge",
+           "TextLogObserver", "configure_logging", "json_line", "json_lines_observer",
+           "level_for", "levelled", "twistd_observer"]

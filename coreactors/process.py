@@ -12,10 +12,9 @@ import gc
 import sys
 from typing import Any, Dict, FrozenSet, Optional, Union
 
-from twisted.application import service
 
 from coreactors.affinity import parse_cpu_list, pin_process
-from coreactors.log_observers import configure_logging
+from coreactors.log_observers import ServerRoot, configure_logging
 
 
 def pin_cpus(cpus: Optional[Union[str, FrozenSet[int]]]) -> None:
@@ -45,7 +44,7 @@ def tune_interpreter() -> None:
     gc.set_threshold(5_000, 10, 100)
 
 
-def serve(options: Dict[str, Any]) -> service.MultiService:
+def serve(options: Dict[str, Any]) -> "ServerRoot":
     """The entry point's sequence: logging, CPUs (before any thread), the service tree, then
     the interpreter's tuning (once the model is loaded)."""
     from coreactors.service import make_service

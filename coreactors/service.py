@@ -26,7 +26,7 @@ from coreactors.actors.supervisor import Supervisor
 from coreactors.actors.worker_pool import WorkerPool
 from coreactors.affinity import mark_background_thread
 from coreactors.endpoints import AvailableEndpoints, EndpointConfig, read_yaml_config
-from coreactors.log_observers import LogFileService, levelled
+from coreactors.log_observers import LogFileService, ServerRoot, levelled
 from coreactors.model import InvalidModel, Model
 from coreactors.model_archives import ModelArchives
 from coreactors.nlu.interpreter import (
@@ -110,7 +110,7 @@ def make_interpreter(nlu: Optional[str], endpoint: Optional[EndpointConfig], rea
     return None
 
 
-def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiService:
+def make_service(options: Dict[str, Any], reactor: Any = None) -> ServerRoot:
     """The service tree for these options (the keys of ``coreactors.tap.Options``)."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
@@ -149,7 +149,7 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> service.MultiS
                   max_model_bytes=int(options.get("max_model_bytes") or 64 * 1024 * 1024))
     site = make_site(app.resource(), quiet=bool(options.get("quiet")))
 
-    root = service.MultiService()
+    root = ServerRoot()
     if options.get("log_file"):
         LogFileService(options["log_file"], options.get("log_format") or "text"
                        ).setServiceParent(root)

@@ -86,5 +86,9 @@ class Options(usage.Options):
 
 def makeService(options: Dict[str, Any]):
     """The process's entry point under twistd: process-wide set-up, then the service tree."""
+    from coreactors.log_observers import twistd_observer
     from coreactors.process import serve
-    return serve(dict(options))
+    root = serve(dict(options))
+    # twistd's options (our Options' parent): where twistd would write the log.
+    root.log_observer = twistd_observer(getattr(options, "parent", None))
+    return root

@@ -4,6 +4,8 @@ JSON object per event, with its fields, from a real server."""
 
 import json
 import logging
+import re
+import time
 from typing import Any, Dict, List
 
 import pytest
@@ -145,3 +147,156 @@ def test_a_bad_log_format_is_a_usage_error():
     from coreactors.tap import Options
     with pytest.raises(UsageError):
         Options().parseOptions(["--log_format", "xml"])
+
+
+# --------------------------------------------------------------------------- text, access log
+
+
+def classic(event: Dict[str, Any]) -> str:
+    """What twistd's own text observer (textFileLogObserver) writes for an event."""
+    from twisted.logger import formatEventAsClassicLogText, formatTime
+    return formatEventAsClassicLogText(event, formatTime=lambda when: formatTime(when))
+
+
+def sample_events() -> List[Dict[str, Any]]:
+    from twisted.python.failure import Failure
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        failure = Failure()
+    base = {"log_namespace": "coreactors.x", "log_level": LogLevel.info,
+            "log_time": 1796681705.75}
+    return [
+        dict(base, log_format="turn of {sender_id}", sender_id="ann"),
+        dict(base, log_format="two\nlines {n}", n=2),
+        dict(base, log_format="{line}", line="a ready line", log_level=LogLevel.warn),
+        dict(base, log_format="{line}", line="two\nlines"),
+        dict(base, log_format="{line}", line="with system", log_system="custom"),
+        dict(base, log_format="{line}", line=7),
+        dict(base, log_format="boom", log_failure=failure, log_level=LogLevel.error),
+        dict(base, log_format="no time", log_time=None),
+        {"log_format": "bare"},
+    ]
+
+
+def test_the_text_observer_writes_what_twistds_writes(tmp_path):
+    with open(tmp_path / "log.txt", "w") as out:
+        observer = log_observers.TextLogObserver(out)
+        try:
+            for event in sample_events():
+                assert observer.text(event) == classic(event)
+            # The time of another second is formatted again, not taken from the cache.
+            later = dict(sample_events()[0], log_time=1796681790.2)
+            assert observer.text(later) == classic(later)
+        finally:
+            observer.close()
+
+
+def test_the_text_observer_flushes_warnings_at_once_and_the_rest_soon(tmp_path):
+    path = tmp_path / "log.txt"
+    with open(path, "w", buffering=1 << 16) as out:
+        observer = log_observers.TextLogObserver(out, flush_interval=0.1)
+        try:
+            info, warn = sample_events()[0], sample_events()[2]
+            observer(info)
+            assert path.read_text() == ""  # buffered: no write per event
+            deadline = time.monotonic() + 5
+            while path.read_text() == "" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert path.read_text() == classic(info)
+            observer(warn)
+            assert path.read_text() == classic(info) + classic(warn)
+        finally:
+            observer.close()
+
+
+def test_the_server_root_offers_twistd_its_log_observer():
+    from twisted.application import service
+    from twisted.logger import ILogObserver
+
+    def observer(event: Dict[str, Any]) -> None:
+        pass
+    application = service.Application("coreactors")
+    root = log_observers.ServerRoot()
+    root.log_observer = implementer_of(observer)
+    root.setServiceParent(application)
+    assert application.getComponent(ILogObserver) is root.log_observer
+    assert root.parent is service.IServiceCollection(application)
+    # Without an observer, or with one chosen already, twistd's choice stands.
+    plain = service.Application("other")
+    log_observers.ServerRoot().setServiceParent(plain)
+    assert plain.getComponent(ILogObserver, None) is None
+    chosen = service.Application("chosen")
+    mine = implementer_of(observer)
+    chosen.setComponent(ILogObserver, mine)
+    another = log_observers.ServerRoot()
+    another.log_observer = implementer_of(observer)
+    another.setServiceParent(chosen)
+    assert chosen.getComponent(ILogObserver) is mine
+
+
+def implementer_of(function: Any) -> Any:
+    from twisted.logger import ILogObserver
+    from zope.interface import provider
+    return provider(ILogObserver)(lambda event: function(event))
+
+
+@pytest.mark.parametrize("options, offered", [
+    ({"nodaemon": True, "logfile": None}, True),
+    ({"nodaemon": True, "logfile": "-"}, True),
+    ({"nodaemon": True, "logfile": "twistd.log"}, False),
+    ({"nodaemon": True, "syslog": True}, False),
+    ({"nodaemon": True, "logger": "my.observer"}, False),
+    ({"nodaemon": False}, False),
+])
+def test_the_observer_is_offered_only_where_twistd_would_write_stdout(options, offered):
+    observer = log_observers.twistd_observer(options)
+    try:
+        assert (observer is not None) == offered
+    finally:
+        if observer is not None:
+            observer.close()
+    assert log_observers.twistd_observer(None) is None
+
+
+def test_the_access_line_is_twisteds_combined_line_with_its_parts(events):
+    from twisted.internet.task import Clock
+    from twisted.web.http import combinedLogFormatter, datetimeToLogString
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from coreactors.http.access_log import AccessLog
+    clock = Clock()
+    clock.advance(1796681705.9)
+    access = AccessLog(clock)
+    request = DummyRequest([b"webhook"])
+    request.method, request.uri, request.clientproto = b"POST", b"/webhooks/rest/webhook", \
+        b"HTTP/1.1"
+    request.code, request.sentLength = 200, 156
+    request.requestHeaders.setRawHeaders(b"user-agent", [b"curl/7.88.1"])
+    access.log(request)
+    clock.advance(1.5)  # another second: another date
+    access.log(request)
+    lines = [e for e in events if e.get("log_namespace") == "coreactors.access"]
+    assert [e["line"] for e in lines] == [
+        combinedLogFormatter(datetimeToLogString(1796681705), request),
+        combinedLogFormatter(datetimeToLogString(1796681707), request)]
+    assert lines[0]["log_format"] == log_observers.LINE_FORMAT
+    assert (lines[0]["method"], lines[0]["uri"], lines[0]["status"], lines[0]["length"]) == (
+        "POST", "/webhooks/rest/webhook", 200, 156)
+
+
+def test_the_server_logs_each_request_as_an_access_line(tmp_path):
+    model = train_bot(tmp_path / "bot", DOMAIN, STORIES, POLICIES)
+    server = Server(str(tmp_path), ["--enable_api", "-d", model]).start()
+    try:
+        assert server.post("/webhooks/rest/webhook", {"sender": "ann", "message": "/greet"}
+                           ).status == 200
+        deadline = time.monotonic() + 5
+        while "webhook" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    line, = [line for line in server.log().splitlines() if "POST /webhooks/rest/webhook" in line]
+    assert re.fullmatch(r'\S+ \[coreactors\.access#info\] "127\.0\.0\.1" - - \[[^]]+\] '
+                        r'"POST /webhooks/rest/webhook HTTP/1\.1" 200 \d+ "-" "[^"]*"', line)
+    assert "Main loop terminated." in server.log()  # what twistd logs last is flushed too

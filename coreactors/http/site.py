@@ -9,6 +9,8 @@ from typing import Any
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
+from coreactors.http.access_log import AccessLog
+
 
 class APIRequest(Request):
     """A request whose body Twisted does not parse as a form: the routes read bodies
@@ -41,10 +43,18 @@ class APIChannel(HTTPChannel):
 
 
 class APISite(Site):
-    """A Site serving ``CoreApp.resource()`` with the plain request and connection classes."""
+    """A Site serving ``CoreApp.resource()`` with the plain request and connection classes,
+    and its access log (``coreactors.http.access_log``)."""
 
     requestFactory = APIRequest
     protocol = APIChannel
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = AccessLog(self.reactor)
+
+    def log(self, request: Any) -> None:
+        self.access_log.log(request)
 
 
 class QuietSite(APISite):
