@@ -302,20 +302,46 @@ def recorded(system):
     return system
 
 
-def test_evicted_and_passivated_actors_stop_and_are_freed(recorded):
-    """An actor leaves by a Passivate message: once the pool has run it, the actor is stopped
-    and nothing keeps it (or its conversation) alive."""
+def test_at_the_cap_the_least_recently_used_idle_actor_takes_over_a_new_conversation(
+        recorded):
+    """No actor is stopped or started at the cap: the idle actor used longest ago drops its
+    (stored) conversation and holds the new sender's, and both conversations stay whole."""
+    system = recorded
+    for sender in ("a", "b", "c"):
+        answer(system, system.handle_message(sender, "/greet"))
+        system.reactor.advance(1)
+    first = system.actors["a"].ref
+    answer(system, system.handle_message("d", "/goodbye"))
+    assert list(system.actors) == ["b", "c", "d"] and system.actors["d"].ref is first
+    assert first.is_alive() and RecordedActor.started["a"].sender_id == "d"
+    assert len(RecordedActor.started) == 3 and system.taken_over == 1
+    assert event_names(system, "d") == [
+        "action_listen", "/goodbye", "utter_goodbye", "bye", "action_listen"]
+    # a comes back in b's actor, from the store, exactly as it was.
+    assert texts(answer(system, system.handle_message("a", "/goodbye"))) == ["bye"]
+    assert event_names(system, "a") == ["action_listen", "/greet", "utter_greet",
+                                        "hello from one", "action_listen", "/goodbye",
+                                        "utter_goodbye", "bye", "action_listen"]
+    assert "b" not in system.actors and system.taken_over == 2
+
+
+def test_an_actor_that_takes_over_a_conversation_gets_the_model_swapped_in_since(
+        system, model_two):
+    for sender in ("a", "b", "c"):
+        answer(system, system.handle_message(sender, "/greet"))
+    system.set_model(model_two)  # no batch of the hand-over has run yet
+    assert texts(answer(system, system.handle_message("d", "/greet"))) == ["hello from two"]
+
+
+def test_passivated_actors_stop_and_are_freed(recorded):
+    """An idle actor leaves by a Passivate message: once the pool has run it, the actor is
+    stopped and nothing keeps it (or its conversation) alive."""
     system = recorded
     answer(system, system.handle_message("a", "/greet"))
     first = system.actors["a"].ref
-    assert "a" in RecordedActor.started
-    for sender in ("b", "c", "d"):
-        answer(system, system.handle_message(sender, "/greet"))
-    assert "a" not in system.actors and not first.is_alive()
-    second = system.actors["b"].ref
     system.reactor.advance(system.idle_timeout + system.passivation_interval)
     system.pool.run()
-    assert list(system.actors) == [] and not second.is_alive()
+    assert list(system.actors) == [] and not first.is_alive()
     gc.collect()
     assert list(RecordedActor.started) == []
 

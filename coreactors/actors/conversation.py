@@ -23,7 +23,8 @@ from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.interface import ConversationError, StoreUnavailable
 from coreactors.actors.messages import (
     AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
-    LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeModel)
+    LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeConversation,
+    TakeModel)
 from coreactors.actors.reply import Reply
 from coreactors.actors.worker_pool import ThreadedActor
 from coreactors.dialogue.domain import UnknownAction
@@ -72,6 +73,8 @@ class Conversation:
                 self._answer(request, reply)
             case TakeModel(model):
                 self._take_model(model)
+            case TakeConversation(sender_id):
+                self._take_conversation(sender_id)
             case Passivate():
                 # pykka's own stop, queued behind what is already queued (nothing, normally:
                 # the Supervisor passivates only actors with nothing in flight).
@@ -143,6 +146,14 @@ class Conversation:
             if isinstance(message, Ask):
                 message.reply.fail(ConversationError(
                     "The conversation was stopped; try again.", 503, "ConversationStopped"))
+
+    def _take_conversation(self, sender_id: str) -> None:
+        # Sent only with nothing in flight: every answer is out, so every write is done and the
+        # store has the conversation held so far; the new one is read on its first request.
+        self.sender_id = sender_id
+        self.tracker = None
+        self._handed_over = 0
+        self._chain = WriteChain()
 
     def _take_model(self, model: Model) -> None:
         self.model = model

@@ -1,9 +1,9 @@
 """Everything an actor receives, as types: what the Supervisor and the model watcher send.
 
-A conversation actor receives three kinds of message: ``Ask`` (a request about the
+A conversation actor receives four kinds of message: ``Ask`` (a request about the
 conversation and the ``Reply`` its answer goes to), ``TakeModel`` (the model to use from its
-next request on) and ``Passivate`` (stop: the conversation is stored, its actor is no longer
-needed). The requests are frozen dataclasses named after what they ask for; the actor matches on
+next request on), ``TakeConversation`` (hold another sender's conversation from now on) and
+``Passivate`` (stop: the conversation is stored, its actor is no longer needed). The requests are frozen dataclasses named after what they ask for; the actor matches on
 their type, so a request can be followed from the sender to its handler, and a value that is
 not a request is refused where it is sent (``TypeError``), not deep inside a worker.
 
@@ -109,7 +109,16 @@ class TakeModel:
 @dataclass(frozen=True, slots=True)
 class Passivate:
     """Stop once the messages before this one are handled (the Supervisor sends it to an actor
-    with nothing in flight: evicted at the cap, or idle too long)."""
+    with nothing in flight that has been idle too long)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TakeConversation:
+    """Drop the conversation held so far (it is stored) and hold ``sender_id``'s from now on:
+    at the actor cap, the least recently used idle actor takes over a new sender's
+    conversation instead of being stopped while another is started."""
+
+    sender_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,4 +138,4 @@ CONVERSATION_REQUESTS = (HandleMessage, LogMessage, GetTracker, GetStory, Append
 
 __all__ = ["AppendEvents", "Ask", "CONVERSATION_REQUESTS", "ConversationRequest", "Execute",
            "GetStory", "GetTracker", "HandleMessage", "LogMessage", "MessageListener", "Poll",
-           "Passivate", "Predict", "Prune", "ReplaceEvents", "TakeModel"]
+           "Passivate", "Predict", "Prune", "ReplaceEvents", "TakeConversation", "TakeModel"]

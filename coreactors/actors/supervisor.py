@@ -27,7 +27,8 @@ from coreactors.actors.conversation import Conversation, conversation_actor_type
 from coreactors.actors.interface import ConversationError, NoModelLoaded, StoreUnavailable
 from coreactors.actors.messages import (
     AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
-    LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeModel)
+    LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeConversation,
+    TakeModel)
 from coreactors.actors.reply import Reply, ReplyBridge
 from coreactors.actors.worker_pool import WorkerPool
 from coreactors.dialogue.domain import Domain
@@ -97,6 +98,7 @@ class Supervisor:
         self.actor_type = actor_type if actor_type is not None else conversation_actor_type()
         self.run_in_thread: RunInThread = run_in_thread or self._in_thread_pool
         self._processor: Optional[MessageProcessor] = None  # see _processor_for
+        self.taken_over = 0  # conversations an idle actor took over at the cap (_take_over)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -191,6 +193,12 @@ class Supervisor:
         return self._processor
 
     def _start_actor(self, sender_id: str, model: Model) -> _Entry:
+        """An actor for ``sender_id``: at the cap, the least recently used idle actor takes the
+        conversation over (one message, no actor stopped or started); else a new one."""
+        if len(self.actors) >= self.max_actors:
+            entry = self._take_over(sender_id)
+            if entry is not None:
+                return entry
         ref = self.actor_type.start(self.pool, sender_id, model, self.store,  # type: ignore
                                     self.action_client, self.replies,
                                     self._processor_for(model))
@@ -198,6 +206,25 @@ class Supervisor:
         self.actors[sender_id] = entry
         if len(self.actors) > self.max_actors:
             self._evict(len(self.actors) - self.max_actors)
+        return entry
+
+    def _take_over(self, sender_id: str) -> Optional[_Entry]:
+        """Hands the least recently used idle actor's place to ``sender_id``, or None when
+        every actor has a request in flight (or the one found has died)."""
+        for old_sender, entry in self.actors.items():
+            if entry.in_flight == 0:
+                break
+        else:
+            return None
+        del self.actors[old_sender]
+        try:
+            entry.ref.tell(TakeConversation(sender_id))
+        except pykka.ActorDeadError:
+            return None
+        entry.last_used = self.reactor.seconds()
+        self.actors[sender_id] = entry
+        self.taken_over += 1
+        self._hand_over(entry)  # a model swapped in since it last got one
         return entry
 
     def _evict(self, count: int) -> None:
