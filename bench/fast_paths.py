@@ -28,16 +28,15 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Callable, Dict, List, Tuple
 
 from load import MOOD_CONVERSATION, load, message_body, start_server, stop, wait_up
+from versus_original import WRK_SCRIPT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEBHOOK = "/webhooks/rest/webhook"
@@ -64,45 +63,13 @@ def python_turns(port: int, connections: int, seconds: int) -> Tuple[int, int, f
     return done, errors, time.perf_counter() - started
 
 
-# One wrk thread per connection, so that each thread's sender is its connection's.
-WRK_SCRIPT = """
-local threads = 0
-function setup(thread)
-  thread:set("id", threads)
-  threads = threads + 1
-end
-local moods = {%s}
-function init(args)
-  sender = "fast-" .. id
-  sent = 0
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
-end
-function request()
-  sent = sent + 1
-  return wrk.format(nil, nil, nil, '{"sender": "' .. sender .. '", "message": "' ..
-                    moods[(sent - 1) %% #moods + 1] .. '"}')
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("TURNS %%d ERRORS %%d MICROSECONDS %%d\\n", summary.requests,
-                         e.connect + e.read + e.write + e.status + e.timeout,
-                         summary.duration))
-end
-""" % ", ".join('"{}"'.format(text) for text in MOOD_CONVERSATION)
-
-
 def wrk_load(script: str) -> Load:
+    """wrk with bench/versus_original.py's script: one conversation per connection."""
+    from versus_original import wrk
+
     def turns(port: int, connections: int, seconds: int) -> Tuple[int, int, float]:
-        done = subprocess.run(
-            ["wrk", "-t", str(connections), "-c", str(connections), "-d",
-             "{}s".format(seconds), "-s", script,
-             "http://127.0.0.1:{}{}".format(port, WEBHOOK)],
-            capture_output=True, text=True, timeout=seconds + 30, check=True)
-        found = re.search(r"TURNS (\d+) ERRORS (\d+) MICROSECONDS (\d+)", done.stdout)
-        if found is None:
-            raise RuntimeError("wrk said: " + done.stdout + done.stderr)
-        return int(found.group(1)), int(found.group(2)), int(found.group(3)) / 1e6
+        window = wrk(script, port, seconds, "fast", "continue", connections)
+        return window.turns, window.errors, window.seconds
     return turns
 
 
@@ -224,7 +191,7 @@ def main() -> int:
         if args.client == "wrk":
             script = os.path.join(scratch, "webhook.lua")
             with open(script, "w") as f:
-                f.write(WRK_SCRIPT)
+                f.write(WRK_SCRIPT)  # versus_original's
             turns = wrk_load(script)
         print("moodbot, {} store, {} keep-alive connections ({} client), {} alternating "
               "{} s windows per server, {}".format(

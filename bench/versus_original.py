@@ -18,7 +18,10 @@ each pair's ratio:
      seconds (a fresh conversation's turns 51-150 alternate with the long one's 1,951-2,050);
   d. ``--conversations`` conversations of one turn each (default 100,000), 16 connections, in
      alternating windows of ``--chunk`` seconds until each server has had that many: the
-     wall time of that many (at the windows' rate), and each server's RSS at the end.
+     wall time of that many (at the windows' rate), and each server's RSS at the end;
+  n. (coreactors alone, not in the default ``--shapes``) a new sender's turn against a
+     continuing conversation's: windows of new senders, beyond the actor cap, alternating
+     with windows of 16 continuing conversations.
 
 The load client of a, b and d is wrk (``apt-get install wrk``) with a small Lua script, one
 connection per wrk thread; c is sequential, so a Python client on one connection does.
@@ -101,9 +104,10 @@ class Window:
         return self.turns / self.seconds if self.seconds else 0.0
 
 
-def wrk(script: str, port: int, seconds: float, tag: str, mode: str) -> Window:
+def wrk(script: str, port: int, seconds: float, tag: str, mode: str,
+        connections: int = CONNECTIONS) -> Window:
     done = subprocess.run(
-        ["wrk", "-t", str(CONNECTIONS), "-c", str(CONNECTIONS), "-d", "{}s".format(int(seconds)),
+        ["wrk", "-t", str(connections), "-c", str(connections), "-d", "{}s".format(int(seconds)),
          "-s", script, "http://127.0.0.1:{}{}".format(port, WEBHOOK), "--", tag, mode],
         capture_output=True, text=True, timeout=seconds + 60, check=True)
     found = re.search(r"TURNS (\d+) ERRORS (\d+) MICROSECONDS (\d+) P50 (\d+) P99 (\d+)",
@@ -245,6 +249,33 @@ def shape_b(servers: List[Server], script: str, args: argparse.Namespace) -> Non
     report_windows("continuing", seen)
 
 
+def shape_n(servers: List[Server], script: str, args: argparse.Namespace) -> None:
+    """coreactors alone: a new sender's turn against a continuing conversation's, in
+    alternating windows, once more senders than the actor cap have come."""
+    ours = servers[0]
+    print("n. coreactors alone: windows of new senders (beyond the actor cap) alternating with "
+          "windows of {} continuing conversations, {:.0f} s each".format(CONNECTIONS,
+                                                                         args.seconds))
+    wrk(script, ours.port, 1, "n", "continue")  # the 16 conversations exist
+    wrk(script, ours.port, 3, "n-warm", "new")  # and more senders than the cap have come
+    fresh: List[Window] = []
+    going: List[Window] = []
+    for pair in range(args.windows):
+        order = ("new", "continue") if pair % 2 == 0 else ("continue", "new")
+        for mode in order:
+            window = wrk(script, ours.port, args.seconds, "n{}".format(pair), mode)
+            (fresh if mode == "new" else going).append(window)
+    ratios = [g.rate / f.rate for f, g in zip(fresh, going) if f.rate]
+    for label, windows in (("new senders", fresh), ("continuing", going)):
+        print("  {:12s} {:6.0f} turns/s  p50 {:6.2f} ms  p99 median {:6.2f} ms".format(
+            label, sum(w.turns for w in windows) / sum(w.seconds for w in windows),
+            statistics.median(w.p50 for w in windows),
+            statistics.median(w.p99 for w in windows)))
+    print("  a new sender's turn takes {:.2f}x a continuing one's (median of {} pairs; "
+          "{:.2f}-{:.2f})".format(statistics.median(ratios), len(ratios), min(ratios),
+                                  max(ratios)))
+
+
 def long_conversation(server: Server, text: Callable[[int], str], tag: str,
                       turns: int = 2000) -> Tuple[float, float]:
     """(median turn time around turn 100, around turn ``turns``) of one server."""
@@ -351,7 +382,8 @@ def main() -> int:
         print("moodbot ({}), coreactors with its defaults, the original Rasa Core 0.12.4; "
               "servers not pinned, {} CPUs".format(bot, os.cpu_count()))
         for shape in args.shapes:
-            run = {"a": lambda s: shape_a(s, script, args),
+            run = {"n": lambda s: shape_n(s, script, args),
+                   "a": lambda s: shape_a(s, script, args),
                    "b": lambda s: shape_b(s, script, args),
                    "c": lambda s: shape_c(s, args),
                    "d": lambda s: shape_d(s, script, args)}[shape]
@@ -360,6 +392,9 @@ def main() -> int:
             servers: List[Server] = []
             try:
                 servers.append(start_coreactors(model, os.path.join(scratch, "ours-" + shape)))
+                if shape == "n":  # coreactors alone
+                    run(servers)
+                    continue
                 other = os.path.join(scratch, "other-" + shape)
                 servers.append(
                     start_coreactors(model, other, os.path.join(args.against, ".venv", "bin",
