@@ -157,5 +157,9 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> ServerRoot:
     if watcher is not None:
         watcher.setServiceParent(root)
     listen = options.get("listen") or "tcp:{}".format(int(options.get("port") or 5005))
+    from coreactors.http.auth import exposure_warning
+    exposed = exposure_warning(listen, bool(options.get("enable_api")), authorize is not None)
+    if exposed is not None:
+        log.warn("{warning}", warning=exposed)
     strports.service(listen, site, reactor=reactor).setServiceParent(root)
     return root

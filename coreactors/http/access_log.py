@@ -6,7 +6,8 @@ That path cost about a fifth of the reactor thread's time per webhook turn. Here
 made by Twisted's own ``combinedLogFormatter`` with a date string made once a second, and
 emitted as one event of the ``coreactors.access`` namespace whose text is the line
 (``LINE_FORMAT``): ``coreactors.log_observers.TextLogObserver`` writes it without formatting it
-again. The line is the one Twisted writes; the event also carries its parts (``client``,
+again. The line is the one Twisted writes, with secret query parameters redacted
+(``coreactors.http.redaction``); the event also carries its parts (``client``,
 ``method``, ``uri``, ``status``, ``length``) for ``--log_format json``.
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Optional, Tuple
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.web.http import combinedLogFormatter, datetimeToLogString
 
+from coreactors.http.redaction import redact
 from coreactors.log_observers import LINE_FORMAT
 
 NAMESPACE = "coreactors.access"
@@ -36,7 +38,7 @@ class AccessLog:
         return self._date[1]
 
     def log(self, request: Any) -> None:
-        line = combinedLogFormatter(self.date(), request)
+        line = redact(combinedLogFormatter(self.date(), request))
         address: Optional[Any] = request.getClientAddress()
         # The event as Logger.emit makes it, made here: emit checks the level against every
         # LogLevel each time (a sorted list built per call), which cost as much as the rest.
@@ -44,7 +46,8 @@ class AccessLog:
         # (the site is quiet with --quiet), so no level filter needs to look at each line.
         globalLogPublisher({
             "line": line, "client": getattr(address, "host", None),
-            "method": request.method.decode("latin-1"), "uri": request.uri.decode("latin-1"),
+            "method": request.method.decode("latin-1"),
+            "uri": redact(request.uri.decode("latin-1")),
             "status": request.code, "length": request.sentLength,
             "log_level": LogLevel.info, "log_namespace": NAMESPACE, "log_source": None,
             "log_format": LINE_FORMAT, "log_time": time.time()})

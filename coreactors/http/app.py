@@ -33,6 +33,7 @@ from coreactors.fastpaths.twisted_web import channel_class, request_class
 from coreactors.http.channels import InputChannel, RestInput
 from coreactors.http.errors import (
     HttpError, bad_parameter, write_body, write_error, write_http_error, write_json)
+from coreactors.http.redaction import redact
 from coreactors.http.requests import (
     bool_arg, check_events, check_parse_data, float_arg, optional_number, optional_str,
     path_segment, query_arg, read_body, read_json, read_text, required_str, verbosity_arg)
@@ -156,7 +157,7 @@ class CoreApp:
         if getattr(request, "startedWriting", False):
             # A streamed answer has begun: the status line is gone, so log and end it.
             self.log.failure("Failed in the middle of answering {method} {uri}", failure,
-                             method=_text(request.method), uri=_text(request.uri))
+                             method=_text(request.method), uri=redact(_text(request.uri)))
             return None
         error = failure.value
         if isinstance(error, HttpError):
@@ -164,7 +165,7 @@ class CoreApp:
         if isinstance(error, ConversationError):
             return write_error(request, error.status, error.reason, error.message)
         self.log.failure("Internal error answering {method} {uri}", failure,
-                         method=_text(request.method), uri=_text(request.uri))
+                         method=_text(request.method), uri=redact(_text(request.uri)))
         return write_error(request, 500, "InternalError",
                            "An internal error occurred ({}); it has been logged."
                            .format(type(error).__name__))

@@ -16,6 +16,8 @@ that do not allow the route with 403 ``NotAuthorized``.
 """
 
 import hmac
+import ipaddress
+import re
 import warnings
 from typing import Any, Dict, Optional, Tuple
 
@@ -165,4 +167,30 @@ def _warn_about_a_short_key(jwt_secret: str, jwt_method: str) -> None:
         warnings.filterwarnings("ignore", category=jwt.InsecureKeyLengthWarning)
 
 
-__all__ = ["check_auth_options", "make_authorizer", "Refusal"]
+def exposure_warning(listen: str, enable_api: bool, authenticated: bool) -> Optional[str]:
+    """What to warn about at start when the API is served without authentication on an
+    endpoint (``--listen``/``--port``, as a Twisted endpoint string) that other machines may
+    reach; None when the API is off, authenticated, or listens on loopback or a unix socket."""
+    if not enable_api or authenticated:
+        return None
+    kind = listen.split(":", 1)[0].strip().lower()
+    if kind == "unix":
+        return None
+    found = re.search(r"(?:^|:)interface=((?:\\.|[^:\\])*)", listen)
+    interface = re.sub(r"\\(.)", r"\1", found.group(1)) if found else ""
+    if interface.lower() == "localhost":
+        return None
+    try:
+        if interface and ipaddress.ip_address(interface).is_loopback:
+            return None
+    except ValueError:
+        pass
+    where = ("on {}".format(interface) if interface else
+             "on a socket systemd opened" if kind == "systemd" else "on every interface")
+    return ("The HTTP API (--enable_api) is served {} ({}) without authentication: anyone who "
+            "can reach it can read and change every conversation and replace the model. Use "
+            "--auth_token or --jwt_secret, or listen on 127.0.0.1 only (--listen "
+            "tcp:5005:interface=127.0.0.1).".format(where, listen))
+
+
+__all__ = ["check_auth_options", "exposure_warning", "make_authorizer", "Refusal"]
