@@ -17,6 +17,7 @@ import shutil
 import zipfile
 from typing import Any, Dict, Optional
 
+from coreactors.dialogue.class_paths import MayImport, any_module
 from coreactors.dialogue.domain import Domain, InvalidDomain
 from coreactors.policies.ensemble import METADATA_FILE, PolicyEnsemble
 
@@ -47,8 +48,11 @@ class Model:
         self.path = path
 
     @classmethod
-    def load(cls, path: str, interpreter: Any = None) -> "Model":
-        """Loads a model folder; its ``nlu/`` model, if any, wins over ``interpreter``."""
+    def load(cls, path: str, interpreter: Any = None,
+             may_import: MayImport = any_module) -> "Model":
+        """Loads a model folder; its ``nlu/`` model, if any, wins over ``interpreter``.
+        ``may_import`` says which modules its slot and policy class paths may import (all, for
+        the operator's own folders; see ``coreactors.dialogue.class_paths``)."""
         if not path or not os.path.isdir(path):
             raise InvalidModel("{!r} is not a model folder (train one with 'coreactors train')."
                                .format(path))
@@ -61,12 +65,12 @@ class Model:
             raise InvalidModel("{} has no {}: not a trained dialogue model.".format(
                 path, DOMAIN_FILE))
         try:
-            domain = Domain.load(domain_path)
+            domain = Domain.load(domain_path, may_import)
             states_path = os.path.join(core_path, STATES_FILE)
             if os.path.exists(states_path):
                 with open(states_path, encoding="utf-8") as f:
                     domain.compare_with_states(json.load(f)["states"])
-            ensemble = PolicyEnsemble.load(core_path)
+            ensemble = PolicyEnsemble.load(core_path, may_import)
             ensemble.check_domain(domain)
         except (InvalidDomain, ValueError, KeyError, OSError) as e:
             raise InvalidModel("Cannot load the model at {}: {}".format(path, e))

@@ -13,6 +13,7 @@ import tempfile
 import threading
 from typing import List, Optional, Set
 
+from coreactors.dialogue.class_paths import MayImport, module_prefixes
 from coreactors.logs import Log
 from coreactors.model import MAX_UNZIPPED_BYTES, InvalidModel, Model, unzip_model
 
@@ -29,9 +30,14 @@ class ModelArchives:
     """
 
     def __init__(self, parent: Optional[str] = None,
-                 max_unzipped_bytes: int = MAX_UNZIPPED_BYTES) -> None:
+                 max_unzipped_bytes: int = MAX_UNZIPPED_BYTES,
+                 may_import: MayImport = module_prefixes(())) -> None:
+        """``may_import``: the modules these models' class paths may import (a model that
+        arrives over the network: none unless the operator allows some; see
+        ``coreactors.dialogue.class_paths``)."""
         self.parent = parent
         self.max_unzipped_bytes = max_unzipped_bytes
+        self.may_import = may_import
         self._lock = threading.Lock()
         self._folders: List[str] = []  # made here and not removed yet, oldest first
         self._pending: Set[str] = set()  # loaded, not handed to the Supervisor yet
@@ -48,7 +54,8 @@ class ModelArchives:
         # without touching the disk (it runs on the reactor).
         folder = os.path.realpath(tempfile.mkdtemp(prefix="coreactors-model-", dir=self.parent))
         try:
-            model = Model.load(unzip_model(data, folder, self.max_unzipped_bytes))
+            model = Model.load(unzip_model(data, folder, self.max_unzipped_bytes),
+                               may_import=self.may_import)
         except InvalidModel:
             shutil.rmtree(folder, ignore_errors=True)
             raise

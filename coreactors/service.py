@@ -18,6 +18,7 @@ from twisted.application import service, strports
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from coreactors.dialogue.class_paths import module_prefixes
 from coreactors.actors.action_client import TreqActionClient
 from coreactors.actors.agent import Agent
 from coreactors.actors.model_requests import ModelRequests
@@ -126,7 +127,8 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> ServerRoot:
     pool = WorkerPool()
     action_client = TreqActionClient(endpoints.action, reactor, pool.blocking) \
         if endpoints.action else None
-    archives = ModelArchives()
+    archives = ModelArchives(may_import=module_prefixes(
+        (options.get("allow_class_path") or "").split(",")))
     supervisor = Supervisor(store, model, action_client, reactor,
                             max_actors=int(options.get("max_actors") or 2000),
                             idle_timeout=float(options.get("idle_timeout") or 300),

@@ -42,6 +42,10 @@ class Options(usage.Options):
                                           "ones get 413", _positive_int],
         ["max_model_bytes", None, 64 * 1024 * 1024, "largest model zip POST /model accepts "
                                                     "(bytes)", _positive_int],
+        ["allow_class_path", None, None, "module prefixes (comma-separated, e.g. my_bot) a model "
+                                         "that arrives over the network (POST /model, the model "
+                                         "server) may import slot and policy classes from; "
+                                         "default: built-in classes only"],
         ["cpus", None, None, "keep the server's threads on these CPUs, e.g. 0 or 0-1 (the "
                              "notation of taskset -c; default: anywhere)"],
     ]

@@ -12,6 +12,7 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 import yaml
 
+from coreactors.dialogue.class_paths import MayImport, any_module
 from coreactors.dialogue.events import SlotSet
 from coreactors.dialogue.slots import SLOT_TYPES, Slot, UnfeaturizedSlot
 
@@ -96,26 +97,29 @@ class Domain:
     # ----------------------------------------------------------------- loading
 
     @classmethod
-    def load(cls, path: str) -> "Domain":
+    def load(cls, path: str, may_import: "MayImport" = any_module) -> "Domain":
+        """``may_import`` says which modules a slot's class path may name (see MayImport)."""
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except OSError as e:
             raise InvalidDomain("{}: cannot read the domain file: {}".format(path, e.strerror))
-        return cls.from_yaml(text, path)
+        return cls.from_yaml(text, path, may_import)
 
     @classmethod
-    def from_yaml(cls, text: str, source: str = "<domain>") -> "Domain":
+    def from_yaml(cls, text: str, source: str = "<domain>",
+                  may_import: "MayImport" = any_module) -> "Domain":
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise InvalidDomain("{}: not valid YAML: {}".format(source, e))
         if data is None:
             data = {}
-        return cls.from_dict(data, source)
+        return cls.from_dict(data, source, may_import)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<domain>") -> "Domain":
+    def from_dict(cls, data: Any, source: str = "<domain>",
+                  may_import: "MayImport" = any_module) -> "Domain":
         if not isinstance(data, dict):
             raise InvalidDomain("{}: the domain must be a mapping of keys such as 'intents' "
                                 "and 'actions'.".format(source))
@@ -135,7 +139,7 @@ class Domain:
             raise InvalidDomain("{}: 'config.store_entities_as_slots' must be true or false."
                                 .format(source))
         restart_intent = config.get("restart_intent", "restart")
-        slots = _load_slots(data.get("slots") or {}, source)
+        slots = _load_slots(data.get("slots") or {}, source, may_import)
         templates = _load_templates(data.get("templates") or {}, source)
         return cls(intents, entities, slots, templates, actions, forms, store,
                    str(restart_intent), source)
@@ -388,7 +392,8 @@ def _intent_properties(intents: List[Any], source: str) -> Dict[str, Dict[str, A
     return props
 
 
-def _slot_class(type_name: Any, name: str, source: str) -> type:
+def _slot_class(type_name: Any, name: str, source: str,
+                may_import: "MayImport" = any_module) -> type:
     if not isinstance(type_name, str):
         raise InvalidDomain("{}: slot '{}' needs a 'type' (one of text, bool, categorical, "
                             "float, list, unfeaturized).".format(source, name))
@@ -397,6 +402,12 @@ def _slot_class(type_name: Any, name: str, source: str) -> type:
         return cls
     if "." in type_name:
         module_name, _, class_name = type_name.rpartition(".")
+        if not may_import(module_name):
+            raise InvalidDomain(
+                "{}: slot '{}' names the class path '{}', and this model may not import "
+                "module '{}' (a model that arrives over the network may name only the "
+                "built-in slot types, unless the server allows its modules with "
+                "--allow_class_path).".format(source, name, type_name, module_name))
         try:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError):
@@ -408,7 +419,7 @@ def _slot_class(type_name: Any, name: str, source: str) -> type:
                         .format(source, name, type_name))
 
 
-def _load_slots(data: Any, source: str) -> List[Slot]:
+def _load_slots(data: Any, source: str, may_import: "MayImport" = any_module) -> List[Slot]:
     if not isinstance(data, dict):
         raise InvalidDomain("{}: 'slots' must be a mapping of slot names to their "
                             "settings.".format(source))
@@ -418,7 +429,7 @@ def _load_slots(data: Any, source: str) -> List[Slot]:
             raise InvalidDomain("{}: 'slots.{}' must be a mapping with at least a 'type'."
                                 .format(source, name))
         settings = dict(settings)
-        cls = _slot_class(settings.pop("type", None), name, source)
+        cls = _slot_class(settings.pop("type", None), name, source, may_import)
         if "auto_fill" in settings and not isinstance(settings["auto_fill"], bool):
             raise InvalidDomain("{}: 'slots.{}.auto_fill' must be true or false.".format(
                 source, name))

@@ -15,6 +15,7 @@ from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple, Type
 import yaml
 
 import coreactors
+from coreactors.dialogue.class_paths import MayImport, any_module
 from coreactors.dialogue.domain import ACTION_LISTEN_NAME, Domain, InvalidDomain
 from coreactors.dialogue.events import ActionExecutionRejected
 from coreactors.dialogue.tracker import DialogueStateTracker
@@ -53,12 +54,20 @@ class InvalidPolicyConfig(ValueError):
     """A policy configuration that cannot be used."""
 
 
-def policy_class(name: str) -> Type[Policy]:
+def policy_class(name: str, may_import: MayImport = any_module) -> Type[Policy]:
+    """The policy class ``name`` names: a built-in one by its class name, else a class path
+    whose module ``may_import`` allows."""
     short = name.rsplit(".", 1)[-1]
     if short in POLICY_CLASSES:
         return POLICY_CLASSES[short]
     if "." in name:
         module_name, _, class_name = name.rpartition(".")
+        if not may_import(module_name):
+            raise InvalidPolicyConfig(
+                "The policy '{}' is not built in, and this model may not import module '{}' "
+                "(a model that arrives over the network may name only the built-in policies, "
+                "unless the server allows its modules with --allow_class_path).".format(
+                    name, module_name))
         try:
             cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError):
@@ -245,7 +254,7 @@ class PolicyEnsemble:
             json.dump(metadata, f, indent=2, sort_keys=True)
 
     @classmethod
-    def load(cls, path: str) -> "PolicyEnsemble":
+    def load(cls, path: str, may_import: MayImport = any_module) -> "PolicyEnsemble":
         metadata_path = os.path.join(path, METADATA_FILE)
         try:
             with open(metadata_path, encoding="utf-8") as f:
@@ -256,7 +265,7 @@ class PolicyEnsemble:
                              .format(path, METADATA_FILE, e))
         policies = []
         for i, name in enumerate(names):
-            policy_cls = policy_class(name)
+            policy_cls = policy_class(name, may_import)
             policies.append(policy_cls.load(
                 os.path.join(path, "policy_{}_{}".format(i, policy_cls.__name__))))
         return cls(policies, metadata)
