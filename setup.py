@@ -35,6 +35,8 @@ setup(
         # Imported directly (routes, routing errors). Klein requires Werkzeug without bounds;
         # 2.2 brought the state-machine matcher that the routing tests count calls of.
         "werkzeug>=2.2,<4",
+        # The Redis tracker store (tracker_store: type: redis), as Rasa's.
+        "redis>=5,<9",
     ],
     extras_require={
         # rasa-sdk: the real action server library, run by the end-to-end tests.

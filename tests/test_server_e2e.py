@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from live_server import Server, train_bot, write
+from live_server import Server, free_port, train_bot, write
 
 DOMAIN = """
 intents:
@@ -332,7 +332,6 @@ def test_systemd_socket_activation(model_dir, tmp_path):
     import subprocess
     import sys
     import urllib.request
-    from live_server import free_port
     port = free_port()
     log = open(str(tmp_path / "server.log"), "wb")
     process = subprocess.Popen(
@@ -427,3 +426,65 @@ def test_callback_channel(model_dir, tmp_path):
     finally:
         server.stop()
         capture.shutdown()
+
+
+def test_a_server_on_redis_continues_after_a_restart_and_answers_503_while_redis_is_down(
+        model_dir, tmp_path):
+    """tracker_store: type: redis, on a Redis of the test's own: the conversation survives a
+    restart of the server; with Redis stopped turns answer 503 StoreUnavailable; with Redis
+    back (empty: it keeps nothing on disk) the server serves again by itself."""
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server binary to start a Redis of the test's own")
+    port = free_port()
+
+    def start_redis() -> subprocess.Popen:
+        process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                                    "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return process
+            except redis.RedisError:
+                time.sleep(0.05)
+        process.kill()
+        raise AssertionError("the test's Redis did not start")
+    endpoints = os.path.join(str(tmp_path), "endpoints.yml")
+    with open(endpoints, "w") as f:
+        f.write("tracker_store:\n  store_type: redis\n  url: 127.0.0.1\n  port: {}\n"
+                .format(port))
+    store = start_redis()
+    args = ["--enable_api", "-d", model_dir, "--endpoints", endpoints]
+    try:
+        first = Server(str(tmp_path), args).start()
+        try:
+            turn(first, "kept", "/greet")
+        finally:
+            first.stop()
+        assert not os.path.exists(os.path.join(str(tmp_path), "coreactors.db"))
+        second = Server(str(tmp_path), args).start()
+        try:
+            assert turn(second, "kept", '/inform{"name": "Dee"}') == [
+                {"recipient_id": "kept", "text": "hey Dee!"}]
+            store.terminate()
+            store.wait(10)
+            refused = second.post("/webhooks/rest/webhook",
+                                  {"sender": "other", "message": "/greet"})
+            assert refused.status == 503, refused.text
+            assert refused.json()["reason"] == "StoreUnavailable"
+            assert "Redis at 127.0.0.1" in refused.json()["message"]
+            store = start_redis()
+            assert turn(second, "other", "/greet")[0]["text"]
+        finally:
+            second.stop()
+    finally:
+        store.kill()
+        store.wait()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -35,14 +36,37 @@ def turn(number, text="hello"):
     ]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def redis_client():
+    """A client of the Redis at 127.0.0.1:6379 (every development and CI machine runs one),
+    or a skip naming why there is none."""
+    import redis
+    client = redis.Redis(host="127.0.0.1", port=6379, db=0, socket_connect_timeout=1,
+                         socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.skip("no Redis at 127.0.0.1:6379 ({}); the Redis store's tests need one"
+                    .format(error))
+    return client
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request, tmp_path):
     if request.param == "memory":
         made = InMemoryTrackerStore()
-    else:
+    elif request.param == "sqlite":
         made = SQLiteTrackerStore(str(tmp_path / "trackers.db"))
+    else:
+        from coreactors.stores.redis import RedisTrackerStore
+        client = redis_client()
+        prefix = "coreactors-test-{}".format(uuid.uuid4().hex)  # this test's keys only
+        made = RedisTrackerStore(redis_client(), prefix=prefix)
     yield made
     made.close()
+    if request.param == "redis":
+        for key in client.scan_iter(match=prefix + ":*"):
+            client.delete(key)
+        client.close()
 
 
 @pytest.fixture
@@ -829,15 +853,14 @@ def test_endpoint_memory_types(name, tmp_path, made):
 
 def test_endpoint_store_type_wins_over_type(tmp_path, made):
     default = str(tmp_path / "default.db")
-    store = opened(store_from_endpoint({"type": "redis", "store_type": "memory"},
+    store = opened(store_from_endpoint({"type": "mongod", "store_type": "memory"},
                                        default_path=default), made)
     assert isinstance(store, InMemoryTrackerStore)
-    with pytest.raises(ValueError, match="'redis'"):
-        store_from_endpoint({"type": "memory", "store_type": "redis"}, default_path=default)
+    with pytest.raises(ValueError, match="'mongod'"):
+        store_from_endpoint({"type": "memory", "store_type": "mongod"}, default_path=default)
 
 
-@pytest.mark.parametrize("name", ["redis", "mongod", "sql", "dynamo",
-                                  "my_module.MyTrackerStore"])
+@pytest.mark.parametrize("name", ["mongod", "sql", "dynamo", "my_module.MyTrackerStore"])
 def test_endpoint_unsupported_types_are_refused(name, tmp_path):
     default = str(tmp_path / "default.db")
     with pytest.raises(ValueError) as raised:
@@ -946,3 +969,115 @@ def test_sqlite_a_batch_of_many_new_senders_stores_each_in_first_seen_order(sqli
     for name in names:
         assert sqlite_store.load(name) == turn(1) + (turn(2) if name.endswith("7") else [])
     assert sqlite_store.load("known") == turn(0) + turn(3) * 150
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+@pytest.mark.parametrize("block", [
+    {"type": "redis", "url": "127.0.0.1", "port": 6379, "db": 0},
+    {"store_type": "redis", "url": "redis://127.0.0.1:6379/0"},
+])
+def test_endpoint_redis_store_round_trips(block):
+    client = redis_client()
+    prefix = "coreactors-test-{}".format(uuid.uuid4().hex)
+    store = store_from_endpoint(dict(block, key_prefix=prefix))
+    try:
+        assert type(store).__name__ == "RedisTrackerStore"
+        store.append("ada", turn(1))
+        again = store_from_endpoint(dict(block, key_prefix=prefix))  # a restart, say
+        assert again.load("ada") == turn(1) and again.conversation_ids() == ["ada"]
+        again.close()
+    finally:
+        store.close()
+        for key in client.scan_iter(match=prefix + ":*"):
+            client.delete(key)
+
+
+def test_endpoint_redis_settings_of_the_wrong_kind_are_refused():
+    with pytest.raises(ValueError, match="port must be a int"):
+        store_from_endpoint({"type": "redis", "port": "six"})
+
+
+def test_redis_load_since_returns_what_came_after_a_version(store):
+    if type(store).__name__ != "RedisTrackerStore":
+        pytest.skip("load_since is the Redis store's")
+    assert store.load_since("ada", 0) is None
+    store.append("ada", turn(1))
+    events, version = store.load_since("ada", 0)
+    assert events == turn(1) and version == 1
+    store.append("ada", turn(2))
+    store.append("ada", [])
+    assert store.load_since("ada", version) == (turn(2), 3)
+    assert store.load_since("ada", 3) == ([], 3)
+
+
+def test_redis_conversations_expire_after_record_exp():
+    from coreactors.stores.redis import RedisTrackerStore
+    client = redis_client()
+    prefix = "coreactors-test-{}".format(uuid.uuid4().hex)
+    store = RedisTrackerStore(client, prefix=prefix, record_exp=1)
+    try:
+        store.append("ada", turn(1))
+        store.replace("bob", turn(2))
+        assert client.ttl(prefix + ":events:ada") in (0, 1)
+        assert client.ttl(prefix + ":events:bob") in (0, 1)
+        deadline = time.monotonic() + 5
+        while store.conversation_ids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.conversation_ids() == [] and store.load("ada") is None
+    finally:
+        store.close()
+        for key in client.scan_iter(match=prefix + ":*"):
+            client.delete(key)
+
+
+def test_redis_down_is_a_store_error_and_the_store_recovers_by_itself(tmp_path):
+    """A Redis of the test's own: stopped, every call is a StoreError; started again on the
+    same port, the same store object works again (redis-py connects anew)."""
+    import redis as redis_py
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("no redis-server binary to start a Redis of the test's own")
+    port = free_port()
+
+    def start():
+        process = subprocess.Popen(
+            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis_py.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return process
+            except redis_py.RedisError:
+                time.sleep(0.05)
+        process.kill()
+        raise AssertionError("the test's Redis did not start")
+    process = start()
+    store = store_from_endpoint({"type": "redis", "url": "127.0.0.1", "port": port})
+    try:
+        store.append("ada", turn(1))
+        process.terminate()
+        process.wait(10)
+        for call in (lambda: store.load("ada"), lambda: store.append("ada", turn(2)),
+                     lambda: store.replace("ada", turn(3)), store.conversation_ids):
+            with pytest.raises(StoreError, match="Redis at 127.0.0.1"):
+                call()
+        process = start()  # empty: the test's Redis keeps nothing on disk
+        store.append("ada", turn(4))
+        assert store.load("ada") == turn(4)
+    finally:
+        store.close()
+        process.kill()
+        process.wait()
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

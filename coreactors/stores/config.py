@@ -8,9 +8,20 @@ the operator asks otherwise. The block's type is spelled ``type`` or, as in Rasa
       store_type: sqlite          # or: memory / in_memory / InMemoryTrackerStore
       db: conversations.db        # or path: ..., or url: sqlite:///conversations.db
 
-Rasa's other stores (``redis``, ``mongod``, ``sql``, custom classes) are refused with a
-``ValueError`` naming the types coreactors supports, rather than quietly falling back to
-another store and losing conversations the operator meant to keep elsewhere.
+``type: redis`` keeps them in Redis (``coreactors.stores.redis``), with Rasa's keys::
+
+    tracker_store:
+      type: redis                 # Rasa 0.12: store_type: redis
+      url: localhost              # the host (or a redis://[:password@]host:port/db URL)
+      port: 6379
+      db: 0
+      password: ...
+      record_exp: 86400           # seconds after its last write a conversation expires
+      key_prefix: coreactors      # coreactors' own: the prefix of every key it writes
+
+Rasa's other stores (``mongod``, ``sql``, custom classes) are refused with a ``ValueError``
+naming the types coreactors supports, rather than quietly falling back to another store and
+losing conversations the operator meant to keep elsewhere.
 """
 
 from typing import Any, Callable, Dict, Optional
@@ -21,7 +32,9 @@ from coreactors.stores.sqlite import SQLiteTrackerStore
 
 SQLITE_TYPES = ("sqlite",)
 MEMORY_TYPES = ("memory", "in_memory", "inmemorytrackerstore")
-SUPPORTED = "'sqlite' (the default) and 'memory' (also 'in_memory', 'InMemoryTrackerStore')"
+REDIS_TYPES = ("redis", "redistrackerstore")
+SUPPORTED = ("'sqlite' (the default), 'memory' (also 'in_memory', 'InMemoryTrackerStore') and "
+             "'redis'")
 
 _FILE_KEYS = ("db", "path", "url")
 _SQLITE_URL = "sqlite:///"
@@ -47,8 +60,29 @@ def store_from_endpoint(config: Optional[Dict[str, Any]],
                                   writer_setup=writer_setup)
     if store_type.lower() in MEMORY_TYPES:
         return InMemoryTrackerStore()
+    if store_type.lower() in REDIS_TYPES:
+        return _redis_store(config)
     raise ValueError("tracker_store type {!r} is not supported by coreactors; supported types "
                      "are {}".format(store_type, SUPPORTED))
+
+
+def _redis_store(config: Dict[str, Any]) -> TrackerStore:
+    from coreactors.stores.redis import DEFAULT_PREFIX, RedisTrackerStore
+
+    def setting(key: str, kind: type, default: Any) -> Any:
+        value = config.get(key)
+        if value is None:
+            return default
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ValueError("tracker_store {} must be a {}, got {!r}".format(
+                key, kind.__name__, value))
+    return RedisTrackerStore.from_config(
+        host=setting("url", str, "localhost"), port=setting("port", int, 6379),
+        db=setting("db", int, 0), password=setting("password", str, None),
+        record_exp=setting("record_exp", float, None),
+        prefix=setting("key_prefix", str, DEFAULT_PREFIX))
 
 
 def _store_type(config: Dict[str, Any]) -> Optional[str]:
