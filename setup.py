@@ -37,6 +37,8 @@ setup(
         "werkzeug>=2.2,<4",
         # The Redis tracker store (tracker_store: type: redis), as Rasa's.
         "redis>=5,<9",
+        # The PostgreSQL tracker store (tracker_store: type: sql, dialect: postgresql).
+        "psycopg[binary]>=3.1,<4",
     ],
     extras_require={
         # rasa-sdk: the real action server library, run by the end-to-end tests.

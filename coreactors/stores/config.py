@@ -19,7 +19,12 @@ the operator asks otherwise. The block's type is spelled ``type`` or, as in Rasa
       record_exp: 86400           # seconds after its last write a conversation expires
       key_prefix: coreactors      # coreactors' own: the prefix of every key it writes
 
-Rasa's other stores (``mongod``, ``sql``, custom classes) are refused with a ``ValueError``
+``type: sql`` with ``dialect: postgresql`` keeps them in PostgreSQL
+(``coreactors.stores.sql``), with Rasa 1.x's keys ``url`` (the host), ``port``, ``db``,
+``username``, ``password``; ``dialect: sqlite`` (Rasa's default) is the SQLite store on the
+file ``db``.
+
+Rasa's other stores (``mongod``, custom classes) are refused with a ``ValueError``
 naming the types coreactors supports, rather than quietly falling back to another store and
 losing conversations the operator meant to keep elsewhere.
 """
@@ -33,8 +38,9 @@ from coreactors.stores.sqlite import SQLiteTrackerStore
 SQLITE_TYPES = ("sqlite",)
 MEMORY_TYPES = ("memory", "in_memory", "inmemorytrackerstore")
 REDIS_TYPES = ("redis", "redistrackerstore")
-SUPPORTED = ("'sqlite' (the default), 'memory' (also 'in_memory', 'InMemoryTrackerStore') and "
-             "'redis'")
+SQL_TYPES = ("sql", "sqltrackerstore")
+SUPPORTED = ("'sqlite' (the default), 'memory' (also 'in_memory', 'InMemoryTrackerStore'), "
+             "'redis' and 'sql' (dialect postgresql or sqlite)")
 
 _FILE_KEYS = ("db", "path", "url")
 _SQLITE_URL = "sqlite:///"
@@ -62,22 +68,44 @@ def store_from_endpoint(config: Optional[Dict[str, Any]],
         return InMemoryTrackerStore()
     if store_type.lower() in REDIS_TYPES:
         return _redis_store(config)
+    if store_type.lower() in SQL_TYPES:
+        return _sql_store(config, default_path, writer_setup)
     raise ValueError("tracker_store type {!r} is not supported by coreactors; supported types "
                      "are {}".format(store_type, SUPPORTED))
+
+
+def _setting(config: Dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = config.get(key)
+    if value is None:
+        return default
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError("tracker_store {} must be a {}, got {!r}".format(
+            key, kind.__name__, value))
+
+
+def _sql_store(config: Dict[str, Any], default_path: str,
+               writer_setup: Optional[Callable[[], None]]) -> TrackerStore:
+    dialect = _setting(config, "dialect", str, "sqlite").strip().lower()
+    if dialect == "sqlite":
+        return SQLiteTrackerStore(_setting(config, "db", str, default_path),
+                                  writer_setup=writer_setup)
+    if dialect not in ("postgresql", "postgres"):
+        raise ValueError("tracker_store type sql: dialect {!r} is not supported; supported "
+                         "dialects are postgresql and sqlite".format(dialect))
+    from coreactors.stores.sql import SQLTrackerStore
+    return SQLTrackerStore.from_config(
+        host=_setting(config, "url", str, "localhost"), port=_setting(config, "port", int, 5432),
+        db=_setting(config, "db", str, "rasa"), username=_setting(config, "username", str, None),
+        password=_setting(config, "password", str, None))
 
 
 def _redis_store(config: Dict[str, Any]) -> TrackerStore:
     from coreactors.stores.redis import DEFAULT_PREFIX, RedisTrackerStore
 
     def setting(key: str, kind: type, default: Any) -> Any:
-        value = config.get(key)
-        if value is None:
-            return default
-        try:
-            return kind(value)
-        except (TypeError, ValueError):
-            raise ValueError("tracker_store {} must be a {}, got {!r}".format(
-                key, kind.__name__, value))
+        return _setting(config, key, kind, default)
     return RedisTrackerStore.from_config(
         host=setting("url", str, "localhost"), port=setting("port", int, 6379),
         db=setting("db", int, 0), password=setting("password", str, None),
