@@ -488,3 +488,40 @@ def test_a_server_on_redis_continues_after_a_restart_and_answers_503_while_redis
     finally:
         store.kill()
         store.wait()
+
+
+def test_a_server_on_postgresql_continues_after_a_restart(model_dir, tmp_path):
+    """tracker_store: type: sql, dialect: postgresql, on the PostgreSQL at 127.0.0.1:5432."""
+    import uuid
+
+    import psycopg
+    admin_info = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=2"
+    try:
+        psycopg.connect(admin_info).close()
+    except psycopg.Error as error:
+        pytest.skip("no PostgreSQL at 127.0.0.1:5432 ({})".format(str(error).strip()))
+    sender = "e2e-{}".format(uuid.uuid4().hex)
+    endpoints = os.path.join(str(tmp_path), "endpoints.yml")
+    with open(endpoints, "w") as f:
+        f.write("tracker_store:\n  type: sql\n  dialect: postgresql\n  url: 127.0.0.1\n"
+                "  port: 5432\n  db: test\n  username: postgres\n")
+    args = ["--enable_api", "-d", model_dir, "--endpoints", endpoints]
+    try:
+        first = Server(str(tmp_path), args).start()
+        try:
+            turn(first, sender, "/greet")
+        finally:
+            first.stop()
+        assert not os.path.exists(os.path.join(str(tmp_path), "coreactors.db"))
+        second = Server(str(tmp_path), args).start()
+        try:
+            assert turn(second, sender, '/inform{"name": "Dee"}') == [
+                {"recipient_id": sender, "text": "hey Dee!"}]
+            assert sender in second.get("/conversations").json()
+        finally:
+            second.stop()
+    finally:
+        with psycopg.connect(admin_info, autocommit=True) as admin:
+            admin.execute("DELETE FROM events WHERE conversation IN (SELECT id FROM "
+                          "conversations WHERE sender_id = %s)", (sender.encode(),))
+            admin.execute("DELETE FROM conversations WHERE sender_id = %s", (sender.encode(),))
