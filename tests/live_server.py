@@ -148,3 +148,50 @@ def train_bot(root: str, domain: str, stories: str, policies: str, model: str = 
                          write(os.path.join(root, "policies.yml"), policies),
                          augmentation_factor=augmentation_factor)
     return target
+
+
+# A bot of one story, for tests about everything but the dialogue.
+GREETING_DOMAIN = """
+intents: [greet]
+templates:
+  utter_greet:
+    - "hi"
+actions: [utter_greet]
+"""
+GREETING_STORIES = """
+## greet
+* greet
+    - utter_greet
+"""
+MEMOIZATION_POLICIES = """
+policies:
+  - name: MemoizationPolicy
+"""
+
+
+def start_redis(port: int, folder: str) -> subprocess.Popen:
+    """A Redis of the test's own on 127.0.0.1:``port`` that keeps nothing on disk (a restart
+    empties it), once it answers; skips the test where there is no redis-server binary."""
+    import shutil
+
+    import pytest
+    import redis
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server binary to start a Redis of the test's own")
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--dir", folder],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return process
+            except redis.RedisError:
+                time.sleep(0.05)
+    finally:
+        client.close()
+    process.kill()
+    raise AssertionError("the test's Redis did not start")

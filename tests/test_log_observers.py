@@ -9,20 +9,13 @@ import time
 from typing import Any, Dict, List
 
 import pytest
-from twisted.logger import LogLevel, Logger, globalLogPublisher
+from twisted.logger import LogLevel, Logger
 
 from coreactors import log_observers
 from coreactors.log_observers import StdlibBridge, json_line, levelled
 from coreactors.logs import Log
-from live_server import Server, train_bot
-
-
-@pytest.fixture
-def events():
-    seen: List[Dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)
-    yield seen
-    globalLogPublisher.removeObserver(seen.append)
+from live_server import (
+    GREETING_DOMAIN, GREETING_STORIES, MEMOIZATION_POLICIES, Server, train_bot)
 
 
 @pytest.fixture
@@ -99,22 +92,7 @@ def test_the_runs_level_applies_to_twisted_side_events(events):
     assert formats == ["loud", "verbose"]
 
 
-DOMAIN = """
-intents: [greet]
-templates:
-  utter_greet:
-    - "hi"
-actions: [utter_greet]
-"""
-STORIES = """
-## greet
-* greet
-    - utter_greet
-"""
-POLICIES = """
-policies:
-  - name: MemoizationPolicy
-"""
+DOMAIN, STORIES, POLICIES = GREETING_DOMAIN, GREETING_STORIES, MEMOIZATION_POLICIES
 
 
 def test_the_server_writes_json_lines_with_fields(tmp_path):

@@ -14,7 +14,8 @@ import pytest
 from coreactors.dialogue.class_paths import any_module, module_prefixes
 from coreactors.model import InvalidModel, Model
 from coreactors.model_archives import ModelArchives
-from live_server import Server, multipart, train_bot
+from live_server import (
+    GREETING_STORIES, MEMOIZATION_POLICIES, Server, multipart, train_bot)
 
 DOMAIN = """
 intents: [greet]
@@ -26,15 +27,7 @@ templates:
     - "hello"
 actions: [utter_greet]
 """
-STORIES = """
-## greet
-* greet
-    - utter_greet
-"""
-POLICIES = """
-policies:
-  - name: MemoizationPolicy
-"""
+STORIES, POLICIES = GREETING_STORIES, MEMOIZATION_POLICIES
 # Importing it leaves a mark: proof that a model's class path ran code.
 EVIL = """
 import os

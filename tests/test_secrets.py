@@ -2,34 +2,17 @@
 referrer, the errors that name a request, the ``-o`` file), and the server warns at start when
 it serves the API without authentication where other machines may reach it."""
 
-from typing import Any, Dict, List
-
 import pytest
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 from twisted.web.test.requesthelper import DummyRequest
 
 from coreactors.http.access_log import AccessLog
 from coreactors.http.auth import exposure_warning
 from coreactors.http.redaction import REDACTED, redact
-from live_server import Server, train_bot
+from live_server import (
+    GREETING_DOMAIN, GREETING_STORIES, MEMOIZATION_POLICIES, Server, train_bot)
 
-DOMAIN = """
-intents: [greet]
-templates:
-  utter_greet:
-    - "hello"
-actions: [utter_greet]
-"""
-STORIES = """
-## greet
-* greet
-    - utter_greet
-"""
-POLICIES = """
-policies:
-  - name: MemoizationPolicy
-"""
+DOMAIN, STORIES, POLICIES = GREETING_DOMAIN, GREETING_STORIES, MEMOIZATION_POLICIES
 
 
 @pytest.mark.parametrize("text, redacted", [
@@ -45,14 +28,6 @@ policies:
 ])
 def test_secret_query_parameters_are_redacted(text, redacted):
     assert redact(text) == redacted
-
-
-@pytest.fixture
-def events():
-    seen: List[Dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)
-    yield seen
-    globalLogPublisher.removeObserver(seen.append)
 
 
 def test_the_access_log_redacts_the_token_in_the_request_line_and_referrer(events):

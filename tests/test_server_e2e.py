@@ -433,35 +433,13 @@ def test_a_server_on_redis_continues_after_a_restart_and_answers_503_while_redis
     """tracker_store: type: redis, on a Redis of the test's own: the conversation survives a
     restart of the server; with Redis stopped turns answer 503 StoreUnavailable; with Redis
     back (empty: it keeps nothing on disk) the server serves again by itself."""
-    import shutil
-    import subprocess
-    import time
-
-    import redis
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("no redis-server binary to start a Redis of the test's own")
+    from live_server import start_redis
     port = free_port()
-
-    def start_redis() -> subprocess.Popen:
-        process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
-                                    "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                client.ping()
-                return process
-            except redis.RedisError:
-                time.sleep(0.05)
-        process.kill()
-        raise AssertionError("the test's Redis did not start")
     endpoints = os.path.join(str(tmp_path), "endpoints.yml")
     with open(endpoints, "w") as f:
         f.write("tracker_store:\n  store_type: redis\n  url: 127.0.0.1\n  port: {}\n"
                 .format(port))
-    store = start_redis()
+    store = start_redis(port, str(tmp_path))
     args = ["--enable_api", "-d", model_dir, "--endpoints", endpoints]
     try:
         first = Server(str(tmp_path), args).start()
@@ -481,7 +459,7 @@ def test_a_server_on_redis_continues_after_a_restart_and_answers_503_while_redis
             assert refused.status == 503, refused.text
             assert refused.json()["reason"] == "StoreUnavailable"
             assert "Redis at 127.0.0.1" in refused.json()["message"]
-            store = start_redis()
+            store = start_redis(port, str(tmp_path))
             assert turn(second, "other", "/greet")[0]["text"]
         finally:
             second.stop()

@@ -1065,29 +1065,9 @@ def test_redis_conversations_expire_after_record_exp():
 def test_redis_down_is_a_store_error_and_the_store_recovers_by_itself(tmp_path):
     """A Redis of the test's own: stopped, every call is a StoreError; started again on the
     same port, the same store object works again (redis-py connects anew)."""
-    import redis as redis_py
-
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("no redis-server binary to start a Redis of the test's own")
+    from live_server import free_port, start_redis
     port = free_port()
-
-    def start():
-        process = subprocess.Popen(
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis_py.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                client.ping()
-                return process
-            except redis_py.RedisError:
-                time.sleep(0.05)
-        process.kill()
-        raise AssertionError("the test's Redis did not start")
-    process = start()
+    process = start_redis(port, str(tmp_path))
     store = store_from_endpoint({"type": "redis", "url": "127.0.0.1", "port": port})
     try:
         store.append("ada", turn(1))
@@ -1097,7 +1077,7 @@ def test_redis_down_is_a_store_error_and_the_store_recovers_by_itself(tmp_path):
                      lambda: store.replace("ada", turn(3)), store.conversation_ids):
             with pytest.raises(StoreError, match="Redis at 127.0.0.1"):
                 call()
-        process = start()  # empty: the test's Redis keeps nothing on disk
+        process = start_redis(port, str(tmp_path))  # empty: it keeps nothing on disk
         store.append("ada", turn(4))
         assert store.load("ada") == turn(4)
     finally:
@@ -1105,12 +1085,6 @@ def test_redis_down_is_a_store_error_and_the_store_recovers_by_itself(tmp_path):
         process.kill()
         process.wait()
 
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -1154,6 +1128,7 @@ def test_endpoint_sql_other_dialects_are_refused():
 
 def test_postgresql_unreachable_is_a_store_error_and_the_server_can_start():
     from coreactors.stores.sql import SQLTrackerStore
+    from live_server import free_port
     store = SQLTrackerStore.from_config(host="127.0.0.1", port=free_port(), db="test",
                                         username="postgres", timeout=1)
     try:

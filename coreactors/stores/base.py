@@ -15,7 +15,8 @@ store already closed, an event that cannot be encoded) surfaces as ``StoreError`
 another exception type, so the HTTP layer has exactly one thing to turn into a 503.
 """
 
-from typing import Any, Callable, Dict, List, Optional
+import json
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.logger import Logger
 
@@ -134,6 +135,22 @@ class TrackerStore:
         self.close()
 
 
+class VersionedTrackerStore(TrackerStore):
+    """A store that counts each conversation's writes (its version), so a reader that has a
+    conversation up to a version can ask for what was written after it (the shared stores:
+    another process may have written since)."""
+
+    def load(self, sender_id: str) -> Optional[List[Dict[str, Any]]]:
+        loaded = self.load_since(sender_id, 0)
+        return None if loaded is None else loaded[0]
+
+    def load_since(self, sender_id: str, version: int
+                   ) -> Optional[Tuple[List[Dict[str, Any]], int]]:
+        """The events written after ``version`` (0: all of them) and the conversation's
+        version now, or None when the conversation is unknown."""
+        raise NotImplementedError
+
+
 def check_sender_id(sender_id: str) -> str:
     """Refuses a sender id that is not a string, which would be stored under a different key."""
     if not isinstance(sender_id, str):
@@ -160,6 +177,21 @@ def encode_event(sender_id: str, index: int, event: Dict[str, Any]) -> str:
     except (TypeError, ValueError, RecursionError) as error:
         raise StoreError("event {} of conversation {!r} cannot be stored as JSON: {}".format(
             index, sender_id, error)) from error
+
+
+def write_row(sender_id: str, events: List[Dict[str, Any]]) -> str:
+    """One write's events as the one JSON array the shared stores keep per write (checked and
+    encoded as ``encode_events`` does)."""
+    return "[" + ",".join(encode_events(sender_id, events)) + "]"
+
+
+def events_of_rows(rows: List[Any]) -> List[Dict[str, Any]]:
+    """The events of rows made by ``write_row``, in order; ValueError for a row that is not
+    JSON."""
+    events: List[Dict[str, Any]] = []
+    for row in rows:
+        events.extend(json.loads(row))
+    return events
 
 
 def encode_events(sender_id: str, events: List[Dict[str, Any]]) -> List[str]:

@@ -18,7 +18,6 @@ are made on the calling thread (a round trip on the same machine costs about wha
 commit does); ``append_then`` is the contract's synchronous default.
 """
 
-import json
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -26,40 +25,33 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from coreactors.stores.base import StoreError, TrackerStore, check_sender_id, encode_events
+from coreactors.stores.base import (
+    StoreError, VersionedTrackerStore, check_sender_id, events_of_rows, write_row)
 
 DEFAULT_PREFIX = "coreactors"
 
-# KEYS: events list, conversations zset, counter; ARGV: sender id, expiry (0: none), rows...
-_APPEND = """
-local length = redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+# After a write (KEYS: events list, conversations zset, counter; ARGV: sender id, expiry in
+# seconds or 0): a new conversation gets its first-seen place, and the expiry starts again.
+_AFTER_WRITE = """
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then
   redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
 end
 if tonumber(ARGV[2]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
-return length
 """
-
-# The same keys; ARGV: sender id, expiry (0: none), the one row that replaces all.
-_REPLACE = """
-redis.call('DEL', KEYS[1])
-redis.call('RPUSH', KEYS[1], ARGV[3])
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then
-  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
-end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-return 1
-"""
+# ARGV[3...]: the rows to append.
+_APPEND = "local length = redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))\n" + _AFTER_WRITE + \
+    "return length\n"
+# ARGV[3]: the one row that replaces all.
+_REPLACE = "redis.call('DEL', KEYS[1])\nredis.call('RPUSH', KEYS[1], ARGV[3])\n" + \
+    _AFTER_WRITE + "return 1\n"
 
 # What a call to Redis may raise: its own errors, and a sender id it cannot encode.
 _FAILURES = (redis.RedisError, UnicodeError)
 
 
-class RedisTrackerStore(TrackerStore):
+class RedisTrackerStore(VersionedTrackerStore):
     """Conversations in Redis; see the module docstring for the layout and the failures."""
 
     def __init__(self, client: "redis.Redis", prefix: str = DEFAULT_PREFIX,
@@ -114,14 +106,8 @@ class RedisTrackerStore(TrackerStore):
 
     # ----------------------------------------------------------------- the contract
 
-    def load(self, sender_id: str) -> Optional[List[Dict[str, Any]]]:
-        loaded = self.load_since(sender_id, 0)
-        return None if loaded is None else loaded[0]
-
     def load_since(self, sender_id: str, version: int
                    ) -> Optional[Tuple[List[Dict[str, Any]], int]]:
-        """The events written after ``version`` (0: all of them) and the conversation's
-        version now, or None when the conversation is unknown."""
         check_sender_id(sender_id)
         self._check_open("load", sender_id)
         try:
@@ -133,38 +119,29 @@ class RedisTrackerStore(TrackerStore):
             raise self._failure("load", sender_id, error) from error
         if not length:
             return None
-        events: List[Dict[str, Any]] = []
         try:
-            for row in rows:
-                events.extend(json.loads(row))
+            return events_of_rows(rows), int(length)
         except ValueError as error:
             raise self._failure("load", sender_id,
                                 "an element is not JSON ({})".format(error)) from error
-        return events, int(length)
 
     def append(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
-        check_sender_id(sender_id)
-        row = "[" + ",".join(encode_events(sender_id, events)) + "]"
-        self._check_open("append to", sender_id)
-        try:
-            self._append_script(
-                keys=[self._events_key(sender_id), self._conversations_key(),
-                      self._counter_key()],
-                args=[sender_id, self._expiry, row])
-        except _FAILURES as error:
-            raise self._failure("append to", sender_id, error) from error
+        self._write(self._append_script, "append to", sender_id, events)
 
     def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+        self._write(self._replace_script, "replace", sender_id, events)
+
+    def _write(self, script: Any, what: str, sender_id: str,
+               events: List[Dict[str, Any]]) -> None:
         check_sender_id(sender_id)
-        row = "[" + ",".join(encode_events(sender_id, events)) + "]"
-        self._check_open("replace", sender_id)
+        row = write_row(sender_id, events)
+        self._check_open(what, sender_id)
         try:
-            self._replace_script(
-                keys=[self._events_key(sender_id), self._conversations_key(),
-                      self._counter_key()],
-                args=[sender_id, self._expiry, row])
+            script(keys=[self._events_key(sender_id), self._conversations_key(),
+                         self._counter_key()],
+                   args=[sender_id, self._expiry, row])
         except _FAILURES as error:
-            raise self._failure("replace", sender_id, error) from error
+            raise self._failure(what, sender_id, error) from error
 
     def conversation_ids(self) -> List[str]:
         self._check_open("list conversations", None)

@@ -16,13 +16,13 @@ is back.
 One connection per store, guarded by a lock; calls are made on the calling thread.
 """
 
-import json
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 import psycopg
 
-from coreactors.stores.base import StoreError, TrackerStore, check_sender_id, encode_events
+from coreactors.stores.base import (
+    StoreError, VersionedTrackerStore, check_sender_id, events_of_rows, write_row)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS conversations (
@@ -64,7 +64,7 @@ def _key(sender_id: str) -> bytes:
     return sender_id.encode("utf-8", "surrogatepass")
 
 
-class SQLTrackerStore(TrackerStore):
+class SQLTrackerStore(VersionedTrackerStore):
     """Conversations in PostgreSQL; see the module docstring."""
 
     def __init__(self, conninfo: str, where: str = "PostgreSQL",
@@ -131,39 +131,30 @@ class SQLTrackerStore(TrackerStore):
 
     # ----------------------------------------------------------------- the contract
 
-    def load(self, sender_id: str) -> Optional[List[Dict[str, Any]]]:
-        loaded = self.load_since(sender_id, 0)
-        return None if loaded is None else loaded[0]
-
     def load_since(self, sender_id: str, version: int
                    ) -> Optional[Tuple[List[Dict[str, Any]], int]]:
-        """The events written after ``version`` (0: all of them) and the conversation's
-        version now, or None when the conversation is unknown."""
         check_sender_id(sender_id)
         key = _key(sender_id)
         rows = self._run("load", sender_id, lambda c: c.execute(_LOAD, (key,)).fetchall())
         if not rows:
             return None
         texts = [data for (data,) in rows if data is not None]
-        events: List[Dict[str, Any]] = []
         try:
-            for text in texts[version:]:
-                events.extend(json.loads(text))
+            return events_of_rows(texts[version:]), len(texts)
         except ValueError as error:
             raise self._failure("load", sender_id,
                                 "a row is not JSON ({})".format(error)) from error
-        return events, len(texts)
 
     def append(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
         check_sender_id(sender_id)
-        data = "[" + ",".join(encode_events(sender_id, events)) + "]"
+        data = write_row(sender_id, events)
         key = _key(sender_id)
         self._run("append to", sender_id,
                   lambda c: c.execute(_APPEND, {"sender": key, "data": data}))
 
     def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
         check_sender_id(sender_id)
-        data = "[" + ",".join(encode_events(sender_id, events)) + "]"
+        data = write_row(sender_id, events)
 
         key = _key(sender_id)
 
