@@ -1015,3 +1015,19 @@ def test_nlg_with_domain_templates():
     assert nlg.generate("utter_greet", values) == {"text": "hey there None!"}
     values["name"] = "Rasa"
     assert nlg.generate("utter_greet", values) == {"text": "hey there Rasa!"}
+
+
+class AgeSlot(TextSlot):
+    """A custom slot type, named by its class path in a domain."""
+
+
+def test_a_custom_slot_class_survives_persisting_the_domain(tmp_path):
+    domain = Domain.from_yaml("intents: [greet]\nslots:\n  age:\n    type: test_domain.AgeSlot\n")
+    assert type(domain.slots[0]) is AgeSlot
+    path = str(tmp_path / "domain.yml")
+    domain.persist(path)
+    assert "type: test_domain.AgeSlot" in open(path).read()
+    assert type(Domain.load(path).slots[0]) is AgeSlot
+    # The built-in ones keep Rasa's class paths.
+    text = Domain.from_yaml("slots:\n  name:\n    type: text\n")
+    assert text.slots[0].class_path() == "rasa_core.slots.TextSlot"

@@ -39,8 +39,16 @@ class Slot:
     def _fresh(self) -> "Slot":
         return type(self)(self.name, self.initial_value, self.auto_fill, self.value_reset_delay)
 
+    def class_path(self) -> str:
+        """What a domain names this slot's type by: Rasa's class path for a built-in slot, its
+        own class's path for a custom one (as Rasa did), so that a trained model keeps it."""
+        cls = type(self)
+        if "rasa_class" in cls.__dict__:
+            return cls.rasa_class
+        return "{}.{}".format(cls.__module__, cls.__qualname__)
+
     def persistence_info(self) -> Dict[str, Any]:
-        return {"type": self.rasa_class, "initial_value": self.initial_value,
+        return {"type": self.class_path(), "initial_value": self.initial_value,
                 "auto_fill": self.auto_fill}
 
     def __repr__(self) -> str:
