@@ -325,6 +325,24 @@ def test_at_the_cap_the_least_recently_used_idle_actor_takes_over_a_new_conversa
     assert "b" not in system.actors and system.taken_over == 2
 
 
+def test_beyond_the_cap_while_every_actor_is_busy_the_actors_come_back_to_it(system):
+    """Every actor busy: a new sender gets an actor beyond the cap. Once they are free, the
+    next new sender takes one over and one more is stopped, so the cap holds again; the
+    actor a request is about to go to is never the one stopped."""
+    system.store.holding = True
+    busy = [system.handle_message(sender, "/greet") for sender in ("a", "b", "c")]
+    system.pool.run()
+    extra = system.handle_message("d", "/greet")
+    system.pool.run()
+    assert list(system.actors) == ["a", "b", "c", "d"]
+    system.store.release()
+    system.pool.run()
+    assert all(texts(answer(system, d)) == ["hello from one"] for d in busy + [extra])
+    system.store.holding = False
+    assert texts(answer(system, system.handle_message("e", "/greet"))) == ["hello from one"]
+    assert list(system.actors) == ["c", "d", "e"] and system.taken_over == 1
+
+
 def test_an_actor_that_takes_over_a_conversation_gets_the_model_swapped_in_since(
         system, model_two):
     for sender in ("a", "b", "c"):

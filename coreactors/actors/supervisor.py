@@ -195,17 +195,16 @@ class Supervisor:
     def _start_actor(self, sender_id: str, model: Model) -> _Entry:
         """An actor for ``sender_id``: at the cap, the least recently used idle actor takes the
         conversation over (one message, no actor stopped or started); else a new one."""
-        if len(self.actors) >= self.max_actors:
-            entry = self._take_over(sender_id)
-            if entry is not None:
-                return entry
-        ref = self.actor_type.start(self.pool, sender_id, model, self.store,  # type: ignore
-                                    self.action_client, self.replies,
-                                    self._processor_for(model))
-        entry = _Entry(ref, model, self.reactor.seconds())
-        self.actors[sender_id] = entry
+        entry = self._take_over(sender_id) if len(self.actors) >= self.max_actors else None
+        if entry is None:
+            ref = self.actor_type.start(self.pool, sender_id, model, self.store,  # type: ignore
+                                        self.action_client, self.replies,
+                                        self._processor_for(model))
+            entry = _Entry(ref, model, self.reactor.seconds())
+            self.actors[sender_id] = entry
         if len(self.actors) > self.max_actors:
-            self._evict(len(self.actors) - self.max_actors)
+            # Beyond the cap since every actor was busy: back to it as they come free.
+            self._evict(len(self.actors) - self.max_actors, keep=sender_id)
         return entry
 
     def _take_over(self, sender_id: str) -> Optional[_Entry]:
@@ -227,15 +226,16 @@ class Supervisor:
         self._hand_over(entry)  # a model swapped in since it last got one
         return entry
 
-    def _evict(self, count: int) -> None:
-        """Stops up to ``count`` least recently used actors that have nothing to do.
+    def _evict(self, count: int, keep: Optional[str] = None) -> None:
+        """Stops up to ``count`` least recently used actors that have nothing to do, other
+        than ``keep``'s (the one a request is about to be sent to).
 
         It looks from the least recently used end and stops as soon as it has found them
         (usually the first ``count``), so starting an actor at the cap costs the same with
         2,000 actors alive as with 20."""
         idle: List[Any] = []
         for sender_id, entry in self.actors.items():
-            if entry.in_flight == 0:
+            if entry.in_flight == 0 and sender_id != keep:
                 idle.append((sender_id, entry))
                 if len(idle) == count:
                     break

@@ -63,6 +63,14 @@ def call_done(done: Done, error: Optional[StoreError]) -> None:
         log.failure("A tracker store callback failed.")
 
 
+def store_failure(where: str, what: str, sender_id: Optional[str], error: Any) -> StoreError:
+    """The StoreError of a store at ``where`` that could not do ``what`` (for a conversation,
+    when ``sender_id`` is given): built only once something failed."""
+    target = "" if sender_id is None else " conversation {!r}".format(sender_id)
+    return StoreError("{} tracker store: cannot {}{}: {}".format(
+        where, what, target, str(error).strip()))
+
+
 def chain_failure(sender_id: str) -> StoreError:
     return StoreError("an earlier write of conversation {!r} failed, so this one was not "
                       "made".format(sender_id))

@@ -103,14 +103,12 @@ def _sql_store(config: Dict[str, Any], default_path: str,
 
 def _redis_store(config: Dict[str, Any]) -> TrackerStore:
     from coreactors.stores.redis import DEFAULT_PREFIX, RedisTrackerStore
-
-    def setting(key: str, kind: type, default: Any) -> Any:
-        return _setting(config, key, kind, default)
     return RedisTrackerStore.from_config(
-        host=setting("url", str, "localhost"), port=setting("port", int, 6379),
-        db=setting("db", int, 0), password=setting("password", str, None),
-        record_exp=setting("record_exp", float, None),
-        prefix=setting("key_prefix", str, DEFAULT_PREFIX))
+        host=_setting(config, "url", str, "localhost"),
+        port=_setting(config, "port", int, 6379), db=_setting(config, "db", int, 0),
+        password=_setting(config, "password", str, None),
+        record_exp=_setting(config, "record_exp", float, None),
+        prefix=_setting(config, "key_prefix", str, DEFAULT_PREFIX))
 
 
 def _store_type(config: Dict[str, Any]) -> Optional[str]:

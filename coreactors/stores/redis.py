@@ -26,7 +26,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from coreactors.stores.base import (
-    StoreError, VersionedTrackerStore, check_sender_id, events_of_rows, write_row)
+    StoreError, VersionedTrackerStore, check_sender_id, events_of_rows, store_failure,
+    write_row)
 
 DEFAULT_PREFIX = "coreactors"
 
@@ -96,9 +97,7 @@ class RedisTrackerStore(VersionedTrackerStore):
         return "{}:conversation_counter".format(self._prefix)
 
     def _failure(self, what: str, sender_id: Optional[str], error: Any) -> StoreError:
-        target = "" if sender_id is None else " conversation {!r}".format(sender_id)
-        return StoreError("{} tracker store: cannot {}{}: {}".format(self._where, what, target,
-                                                                    error))
+        return store_failure(self._where, what, sender_id, error)
 
     def _check_open(self, what: str, sender_id: Optional[str]) -> None:
         if self._closed:

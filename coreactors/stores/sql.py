@@ -2,9 +2,9 @@
 
 It uses the SQLite store's layout. ``conversations(id, sender_id UNIQUE)`` gives first-seen
 order (the sender id as UTF-8 bytes: PostgreSQL's text cannot hold the NUL character a sender
-id may have); ``events(seq, conversation, data)`` has one row per write, holding a turn's events as one
-JSON array. A conversation's version is its number of rows: ``load_since`` returns the events
-written after a version a reader already has.
+id may have); ``events(seq, conversation, data)`` has one row per write, holding a turn's
+events as one JSON array. A conversation's version is its number of rows: ``load_since``
+returns the events written after a version a reader already has.
 
 An append is one statement: the conversation's row, made if new, and the event row, in one
 autocommit statement. A replace is one transaction. Any failure of the database becomes
@@ -22,7 +22,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import psycopg
 
 from coreactors.stores.base import (
-    StoreError, VersionedTrackerStore, check_sender_id, events_of_rows, write_row)
+    StoreError, VersionedTrackerStore, check_sender_id, events_of_rows, store_failure,
+    write_row)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS conversations (
@@ -77,13 +78,10 @@ class SQLTrackerStore(VersionedTrackerStore):
         self._closed = False
         with self._lock:
             try:
-                self._connect()
-            except _FAILURES as error:
+                self._connect()  # the tables, made now if the database is there
+            except _FAILURES:
                 # Not fatal: the server starts, answers 503, and connects when it can.
                 self._connection = None
-                self._start_error: Optional[Exception] = error
-            else:
-                self._start_error = None
 
     @classmethod
     def from_config(cls, host: str = "localhost", port: int = 5432, db: str = "rasa",
@@ -125,9 +123,7 @@ class SQLTrackerStore(VersionedTrackerStore):
                 raise self._failure(what, sender_id, error) from error
 
     def _failure(self, what: str, sender_id: Optional[str], error: Any) -> StoreError:
-        target = "" if sender_id is None else " conversation {!r}".format(sender_id)
-        return StoreError("{} tracker store: cannot {}{}: {}".format(
-            self._where, what, target, str(error).strip()))
+        return store_failure(self._where, what, sender_id, error)
 
     # ----------------------------------------------------------------- the contract
 

@@ -94,8 +94,6 @@ _SCHEMA = (
 _LOAD = """SELECT e.data FROM conversations AS c
            LEFT JOIN events AS e ON e.conversation = c.id
            WHERE c.sender_id = ? ORDER BY e.seq"""
-_FIND_CONVERSATION = "SELECT id FROM conversations WHERE sender_id = ?"
-_ADD_CONVERSATION = "INSERT INTO conversations (sender_id) VALUES (?)"
 _ADD_CONVERSATIONS = "INSERT OR IGNORE INTO conversations (sender_id) VALUES "
 _FIND_CONVERSATIONS = "SELECT id, sender_id FROM conversations WHERE sender_id IN ({})"
 _ADD_EVENTS = "INSERT INTO events (conversation, data) VALUES "
@@ -421,7 +419,8 @@ class SQLiteTrackerStore(TrackerStore):
         try:
             with self._transaction("replace", write.sender_id) as connection:
                 self._conversation_ids.pop(write.sender_id, None)
-                conversation = _conversation_id(connection, write.sender_id)
+                ((_, conversation),) = _find_or_add_conversations(connection,
+                                                                  [write.sender_id])
                 connection.execute(_DELETE_EVENTS, (conversation,))
                 if write.texts:
                     _insert_events(connection, [conversation, _row_data(write.texts)])
@@ -447,7 +446,7 @@ class SQLiteTrackerStore(TrackerStore):
                 connection.execute("BEGIN IMMEDIATE")
                 unknown = list(dict.fromkeys(request.sender_id for request in batch
                                              if request.sender_id not in self._conversation_ids))
-                self._conversation_ids.update(_conversation_ids(connection, unknown))
+                self._conversation_ids.update(_find_or_add_conversations(connection, unknown))
                 _insert_events(connection, self._rows(batch))
                 connection.execute("COMMIT")
         except _FAILURES:
@@ -699,15 +698,7 @@ class _Checkpointer:
                     pass
 
 
-def _conversation_id(connection: sqlite3.Connection, sender_id: str) -> int:
-    """Finds the conversation's row id, adding the conversation if new (inside a transaction)."""
-    row = connection.execute(_FIND_CONVERSATION, (sender_id,)).fetchone()
-    if row is not None:
-        return row[0]
-    return connection.execute(_ADD_CONVERSATION, (sender_id,)).lastrowid
-
-
-def _conversation_ids(connection: sqlite3.Connection, sender_ids: List[str]
+def _find_or_add_conversations(connection: sqlite3.Connection, sender_ids: List[str]
                       ) -> List[Any]:
     """Finds the conversations' row ids, adding the new ones (inside a transaction): two
     statements for a batch's new senders, however many, rather than two for each."""
