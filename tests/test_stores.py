@@ -16,7 +16,8 @@ import uuid
 
 import pytest
 
-from coreactors.stores.base import StoreError, TrackerStore, WriteChain
+from coreactors.stores.base import (
+    Since, StaleLease, StoreError, TrackerStore, VersionedTrackerStore, WriteChain)
 from coreactors.stores.config import store_from_endpoint
 from coreactors.stores.memory import InMemoryTrackerStore
 from coreactors.stores.sqlite import SQLiteTrackerStore
@@ -1034,12 +1035,12 @@ def test_load_since_returns_what_came_after_a_version(store):
         pytest.skip("load_since is the shared stores' (Redis, PostgreSQL)")
     assert store.load_since("ada", 0) is None
     store.append("ada", turn(1))
-    events, version = store.load_since("ada", 0)
-    assert events == turn(1) and version == 1
+    events, version, whole = store.load_since("ada", 0)
+    assert events == turn(1) and version == 1 and whole
     store.append("ada", turn(2))
     store.append("ada", [])
-    assert store.load_since("ada", version) == (turn(2), 3)
-    assert store.load_since("ada", 3) == ([], 3)
+    assert store.load_since("ada", version) == Since(turn(2), 3, False)
+    assert store.load_since("ada", 3) == Since([], 3, False)
 
 
 def test_redis_conversations_expire_after_record_exp():
@@ -1158,3 +1159,431 @@ def test_postgresql_a_dropped_connection_fails_one_call_then_the_store_connects_
     finally:
         store.close()
         drop()
+
+
+# --------------------------------------------------------------------------- versions and fencing
+# The shared stores (Redis, PostgreSQL) only; the local ones skip.
+
+
+@pytest.fixture
+def shared(store):
+    if not isinstance(store, VersionedTrackerStore):
+        pytest.skip("versions and fencing are the shared stores' (Redis, PostgreSQL)")
+    return store
+
+
+def is_redis(store):
+    return type(store).__name__ == "RedisTrackerStore"
+
+
+def another(store):
+    """A second store object on the same data, as another server has (its own connection)."""
+    if is_redis(store):
+        from coreactors.stores.redis import RedisTrackerStore
+        return RedisTrackerStore(redis_client(), prefix=store._prefix)
+    from coreactors.stores.sql import SQLTrackerStore
+    return SQLTrackerStore(store._conninfo)
+
+
+def raw_sql(store, statement, params=()):
+    """Runs a statement on the store's database on a connection of its own; its rows, if any."""
+    import psycopg
+    with psycopg.connect(store._conninfo, autocommit=True) as connection:
+        cursor = connection.execute(statement, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+# What a server of the earlier layout ran for an append (no versions, no tokens).
+EARLIER_SQL_APPEND = """
+WITH new AS (INSERT INTO conversations (sender_id) VALUES (%(sender)s)
+             ON CONFLICT (sender_id) DO NOTHING RETURNING id)
+INSERT INTO events (conversation, data)
+SELECT id, %(data)s FROM new
+UNION ALL SELECT id, %(data)s FROM conversations WHERE sender_id = %(sender)s
+"""
+
+
+def write_earlier_layout(store, sender_id, writes):
+    """Writes as a server of the earlier layout did: in Redis the list alone (no hash), in
+    PostgreSQL rows without a version (and the conversation's version left at 0)."""
+    if is_redis(store):
+        client, prefix = store._client, store._prefix
+        for events in writes:
+            client.rpush("{}:events:{}".format(prefix, sender_id), json.dumps(events))
+        if client.zscore(prefix + ":conversations", sender_id) is None:
+            client.zadd(prefix + ":conversations",
+                        {sender_id: client.incr(prefix + ":conversation_counter")})
+        return
+    for events in writes:
+        raw_sql(store, EARLIER_SQL_APPEND,
+                {"sender": sender_id.encode(), "data": json.dumps(events)})
+
+
+def stored_fence(store, sender_id):
+    if is_redis(store):
+        return store._client.hget("{}:meta:{}".format(store._prefix, sender_id), "fence")
+    return raw_sql(store, "SELECT fence FROM conversations WHERE sender_id = %s",
+                   (sender_id.encode(),))[0][0]
+
+
+def lose(store, sender_id):
+    """Loses a conversation as a flushed Redis or a restored older backup would."""
+    if is_redis(store):
+        store._client.delete("{}:events:{}".format(store._prefix, sender_id),
+                             "{}:meta:{}".format(store._prefix, sender_id))
+        return
+    raw_sql(store, "DELETE FROM events WHERE conversation = "
+                   "(SELECT id FROM conversations WHERE sender_id = %s)", (sender_id.encode(),))
+    raw_sql(store, "DELETE FROM conversations WHERE sender_id = %s", (sender_id.encode(),))
+
+
+def test_versions_count_writes(shared):
+    for number in range(3):
+        shared.append("ada", turn(number))
+        assert shared.load_since("ada", 0).version == number + 1
+    shared.append("ada", [])
+    shared.replace("ada", turn(7))
+    assert shared.load_since("ada", 0) == Since(turn(7), 5, True)
+    shared.replace("bob", [])  # a replace that makes a conversation is its first write
+    assert shared.load_since("bob", 0) == Since([], 1, True)
+
+
+def test_load_since_a_version_returns_only_what_came_after_it(shared):
+    for number in range(4):
+        shared.append("ada", turn(number))
+    for version in range(1, 5):
+        expected = [event for number in range(version, 4) for event in turn(number)]
+        assert shared.load_since("ada", version) == Since(expected, 4, False)
+
+
+def test_load_since_version_0_is_the_whole_conversation(shared):
+    shared.append("ada", turn(1))
+    shared.append("ada", turn(2))
+    assert shared.load_since("ada", 0) == Since(turn(1) + turn(2), 2, True)
+    assert shared.load_since("ada", -3) == Since(turn(1) + turn(2), 2, True)
+    with pytest.raises(StoreError, match="version"):
+        shared.load_since("ada", "1")
+
+
+def test_a_replace_sends_the_readers_before_it_everything(shared):
+    shared.append("ada", turn(1))
+    shared.append("ada", turn(2))
+    shared.replace("ada", turn(3))  # version 3: 1 and 2 are gone
+    assert shared.load_since("ada", 2) == Since(turn(3), 3, True)
+    assert shared.load_since("ada", 1) == Since(turn(3), 3, True)
+    assert shared.load_since("ada", 3) == Since([], 3, False)
+    shared.append("ada", turn(4))
+    assert shared.load_since("ada", 3) == Since(turn(4), 4, False)
+    assert shared.load_since("ada", 2) == Since(turn(3) + turn(4), 4, True)
+    shared.replace("ada", [])
+    shared.replace("ada", turn(5))
+    assert shared.load_since("ada", 5) == Since(turn(5), 6, True)
+    assert shared.load_since("ada", 6) == Since([], 6, False)
+
+
+def test_a_reader_ahead_of_the_store_gets_everything(shared):
+    shared.append("ada", turn(1))
+    assert shared.load_since("ada", 99) == Since(turn(1), 1, True)
+    for number in range(2, 4):
+        shared.append("ada", turn(number))
+    lose(shared, "ada")
+    assert shared.load_since("ada", 3) is None
+    shared.append("ada", turn(9))  # starts again from version 0
+    assert shared.load_since("ada", 3) == Since(turn(9), 1, True)
+    assert shared.load_since("ada", 1) == Since([], 1, False)
+
+
+def test_a_write_under_a_lost_lease_is_refused_and_writes_nothing(shared):
+    import pickle
+    shared.append("ada", turn(1))
+    old_server = another(shared)
+    try:
+        # The new holder (token 5) reads; the old one (token 3) has not noticed yet.
+        assert shared.load_since("ada", 1, fence=5) == Since([], 1, False)
+        with pytest.raises(StaleLease) as raised:
+            old_server.append("ada", turn(2), fence=3)
+        message = str(raised.value)
+        assert "lease was lost" in message and "'ada'" in message
+        assert "token 3 is older" in message and "(5)" in message
+        assert (raised.value.fence, raised.value.newest) == (3, 5)
+        assert isinstance(raised.value, StoreError)
+        assert str(pickle.loads(pickle.dumps(raised.value))) == message
+        with pytest.raises(StaleLease):
+            old_server.replace("ada", turn(8), fence=4)
+        assert shared.load_since("ada", 0) == Since(turn(1), 1, True)  # version unchanged
+        shared.append("ada", turn(2), fence=5)
+        old_server.append("ada", turn(3), fence=6)  # a newer lease yet
+        with pytest.raises(StaleLease, match=r"token 5 is older .*\(6\)"):
+            shared.append("ada", turn(4), fence=5)
+        with pytest.raises(StaleLease, match="token 5 is older"):
+            shared.replace("ada", turn(4), fence=5)
+        assert shared.load_since("ada", 1) == Since(turn(2) + turn(3), 3, False)
+        shared.append("ada", turn(5))  # without a token: never refused
+        old_server.replace("ada", turn(6), fence=6)
+        assert shared.load_since("ada", 4) == Since(turn(6), 5, True)
+        assert stored_fence(shared, "ada") in (6, b"6")
+    finally:
+        old_server.close()
+
+
+def test_an_older_token_never_lowers_the_conversations(shared):
+    shared.append("ada", turn(1), fence=7)  # a new conversation takes its first writer's
+    with pytest.raises(StaleLease, match=r"\(7\)"):
+        shared.append("ada", turn(2), fence=6)
+    assert shared.load_since("ada", 0, fence=2) == Since(turn(1), 1, True)
+    with pytest.raises(StaleLease, match=r"\(7\)"):
+        shared.append("ada", turn(2), fence=6)
+    shared.append("ada", turn(2), fence=7)
+    assert shared.load("ada") == turn(1) + turn(2)
+
+
+def test_a_read_with_a_token_makes_no_unknown_conversation(shared):
+    assert shared.load_since("nobody", 0, fence=5) is None
+    assert shared.conversation_ids() == []
+    if is_redis(shared):
+        assert list(shared._client.scan_iter(match=shared._prefix + ":*")) == []
+    shared.append("nobody", turn(1), fence=1)  # not fenced yet: there was nothing to read
+    assert shared.load("nobody") == turn(1)
+
+
+def test_append_then_under_a_lost_lease_fails_its_chain(shared):
+    shared.append("ada", turn(1))
+    shared.load_since("ada", 1, fence=5)
+    outcomes = Outcomes()
+    chain = WriteChain()
+    shared.append_then("ada", turn(2), outcomes("stale"), chain, fence=3)
+    shared.append_then("ada", turn(3), outcomes("after"), chain, fence=5)
+    shared.then("ada", outcomes("then"), chain)
+    results = outcomes.wait(3)
+    assert isinstance(results["stale"], StaleLease) and "lease was lost" in str(results["stale"])
+    assert "an earlier write" in str(results["after"]) and "an earlier write" in str(
+        results["then"])
+    assert chain.failed and not chain.pending()
+    assert shared.load_since("ada", 0) == Since(turn(1), 1, True)
+    fresh = WriteChain()
+    shared.append_then("ada", turn(4), outcomes("fresh"), fresh, fence=5)
+    shared.append_then("ada", turn(5), outcomes("no token"), fresh)
+    assert outcomes.wait(5)["fresh"] is None and outcomes.wait(5)["no token"] is None
+    assert shared.load_since("ada", 1) == Since(turn(4) + turn(5), 3, False)
+
+
+def test_append_then_with_no_token_works_on_the_stores_using_the_contracts(store):
+    # The in-memory store's append takes no token: append_then passes one only when given.
+    if isinstance(store, SQLiteTrackerStore):
+        pytest.skip("the SQLite store's append_then is its own (queued writes), without tokens")
+    outcomes = Outcomes()
+    store.append_then("ada", turn(1), outcomes("plain"), WriteChain(), fence=None)
+    assert outcomes.wait(1) == {"plain": None}
+    assert store.load("ada") == turn(1)
+
+
+def test_tokens_near_2e15_round_trip_and_compare_exactly(shared):
+    # Beyond what a double holds to the unit from 2**53 on; these are exact in both stores.
+    token = 1_765_000_000_000_123
+    shared.append("ada", turn(1), fence=token)
+    assert stored_fence(shared, "ada") in (token, str(token).encode())
+    shared.load_since("ada", 1, fence=token + 1)
+    with pytest.raises(StaleLease) as raised:
+        shared.append("ada", turn(2), fence=token)
+    assert raised.value.newest == token + 1
+    assert "token 1765000000000123 is older" in str(raised.value)
+    assert "(1765000000000124)" in str(raised.value)
+    shared.append("ada", turn(2), fence=token + 1)
+    largest = 2 ** 63 - 1
+    shared.append("ada", turn(3), fence=largest - 1)
+    with pytest.raises(StaleLease):
+        shared.append("ada", turn(4), fence=largest - 2)  # equal as doubles, not as integers
+    shared.append("ada", turn(4), fence=largest)
+    assert stored_fence(shared, "ada") in (largest, str(largest).encode())
+    # Tokens of different lengths, and of equal length differing in their first digits.
+    shared.append("bob", turn(1), fence=999)
+    shared.append("bob", turn(2), fence=1000)
+    with pytest.raises(StaleLease):
+        shared.append("bob", turn(3), fence=999)
+    shared.load_since("bob", 0, fence=2_000_000_000_000_000)
+    with pytest.raises(StaleLease):
+        shared.append("bob", turn(3), fence=1_999_999_999_999_999)
+    for bad in (-1, 2 ** 63, "5", 5.0, True):
+        with pytest.raises(StoreError, match="fencing token") as refused:
+            shared.append("ada", turn(5), fence=bad)
+        assert not isinstance(refused.value, StaleLease)
+        with pytest.raises(StoreError, match="fencing token"):
+            shared.load_since("ada", 0, fence=bad)
+    assert shared.load_since("ada", 0).version == 4
+
+
+def test_a_conversation_of_the_earlier_layout_loads_and_goes_on(shared):
+    write_earlier_layout(shared, "ada", [turn(1), turn(2), []])
+    write_earlier_layout(shared, "bob", [turn(5)])
+    assert shared.load("ada") == turn(1) + turn(2)
+    assert shared.load_since("ada", 0) == Since(turn(1) + turn(2), 3, True)
+    assert shared.load_since("ada", 1) == Since(turn(2), 3, False)
+    assert shared.load_since("ada", 3) == Since([], 3, False)
+    shared.append("ada", turn(3))
+    assert shared.load_since("ada", 3) == Since(turn(3), 4, False)
+    assert shared.load_since("ada", 2) == Since(turn(3), 4, False)
+    # Its first write may come before any read, and may be a fenced one.
+    shared.append("bob", turn(6), fence=4)
+    assert shared.load_since("bob", 1) == Since(turn(6), 2, False)
+    with pytest.raises(StaleLease):
+        shared.append("bob", turn(7), fence=3)
+    write_earlier_layout(shared, "cy", [turn(8), turn(9)])
+    shared.replace("cy", turn(10))
+    assert shared.load_since("cy", 2) == Since(turn(10), 3, True)
+    assert shared.conversation_ids() == ["ada", "bob", "cy"]
+
+
+def test_a_read_with_a_token_fences_a_conversation_of_the_earlier_layout(shared):
+    write_earlier_layout(shared, "ada", [turn(1), turn(2)])
+    assert shared.load_since("ada", 2, fence=5) == Since([], 2, False)
+    with pytest.raises(StaleLease):
+        shared.append("ada", turn(3), fence=4)
+    assert shared.load_since("ada", 0) == Since(turn(1) + turn(2), 2, True)
+    shared.append("ada", turn(3), fence=5)
+    assert shared.load_since("ada", 2) == Since(turn(3), 3, False)
+
+
+def test_racing_writers_to_one_conversation_count_every_write(shared):
+    # No lock of theirs: each has its own store (connection), as servers do.
+    threads, appends = 4, 50
+    stores = [another(shared) for _ in range(threads)]
+    start = threading.Barrier(threads)
+    errors = []
+
+    def writer(number):
+        try:
+            start.wait()
+            for index in range(appends):
+                stores[number].append("shared", [
+                    {"event": "slot", "name": "w{}".format(number), "value": index}])
+        except BaseException as error:
+            errors.append(error)
+    try:
+        workers = [threading.Thread(target=writer, args=(number,)) for number in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+    finally:
+        for each in stores:
+            each.close()
+    assert not errors
+    loaded = shared.load_since("shared", 0)
+    assert loaded.version == threads * appends and loaded.whole
+    for number in range(threads):
+        assert [event["value"] for event in loaded.events
+                if event["name"] == "w{}".format(number)] == list(range(appends))
+    # Each version holds exactly one write.
+    for version in range(threads * appends):
+        assert len(shared.load_since("shared", version).events) == threads * appends - version
+
+
+def test_redis_a_conversation_and_its_hash_expire_together():
+    from coreactors.stores.redis import RedisTrackerStore
+    client = redis_client()
+    prefix = "coreactors-test-{}".format(uuid.uuid4().hex)
+    store = RedisTrackerStore(client, prefix=prefix, record_exp=100)
+    try:
+        store.append("ada", turn(1), fence=3)
+        assert 99 <= client.ttl(prefix + ":meta:ada") <= 100
+        store.replace("bob", turn(2))
+        assert 99 <= client.ttl(prefix + ":meta:bob") <= 100
+        # A hash a fenced read makes for a conversation of the earlier layout goes with it.
+        client.rpush(prefix + ":events:cy", json.dumps(turn(3)))
+        client.expire(prefix + ":events:cy", 50)
+        store.load_since("cy", 1, fence=2)
+        assert 49 <= client.ttl(prefix + ":meta:cy") <= 50
+        assert client.hgetall(prefix + ":meta:cy") == {b"fence": b"2"}
+        assert store.load_since("cy", 0) == Since(turn(3), 1, True)
+    finally:
+        store.close()
+        for key in client.scan_iter(match=prefix + ":*"):
+            client.delete(key)
+
+
+EARLIER_SQL_SCHEMA = (
+    """CREATE TABLE conversations (id BIGSERIAL PRIMARY KEY, sender_id BYTEA NOT NULL UNIQUE)""",
+    """CREATE TABLE events (seq BIGSERIAL PRIMARY KEY,
+                            conversation BIGINT NOT NULL REFERENCES conversations (id),
+                            data TEXT NOT NULL)""",
+    "CREATE INDEX events_by_conversation ON events (conversation, seq)",
+)
+
+
+def test_postgresql_a_database_of_the_earlier_schema_gets_versions_and_goes_on():
+    import psycopg
+
+    from coreactors.stores.sql import SQLTrackerStore
+    conninfo, drop = postgres_schema()
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as raw:
+            for statement in EARLIER_SQL_SCHEMA:
+                raw.execute(statement)
+            for sender_id, events in (("ada", turn(1)), ("bob", turn(5)), ("ada", turn(2))):
+                raw.execute(EARLIER_SQL_APPEND,
+                            {"sender": sender_id.encode(), "data": json.dumps(events)})
+        with SQLTrackerStore(conninfo) as store:
+            assert store.load_since("ada", 0) == Since(turn(1) + turn(2), 2, True)
+            store.append("ada", turn(3), fence=1)
+            assert store.load_since("ada", 2) == Since(turn(3), 3, False)
+            store.append("bob", turn(6))
+            assert store.load_since("bob", 1) == Since(turn(6), 2, False)
+            assert store.conversation_ids() == ["ada", "bob"]
+        with psycopg.connect(conninfo, autocommit=True) as raw:
+            assert raw.execute("SELECT data, version FROM events WHERE version IS NULL"
+                               ).fetchall() == []
+            assert raw.execute("SELECT version, base, fence FROM conversations ORDER BY id"
+                               ).fetchall() == [(3, 0, 1), (2, 0, 0)]
+        with SQLTrackerStore(conninfo) as again:  # the columns are there: nothing to add
+            assert again.load("ada") == turn(1) + turn(2) + turn(3)
+    finally:
+        drop()
+
+
+def test_postgresql_rows_an_earlier_server_adds_later_come_after_the_rest(shared):
+    if is_redis(shared):
+        pytest.skip("only the PostgreSQL store numbers the rows of an earlier server")
+    shared.append("ada", turn(1))
+    shared.append("ada", turn(2))
+    write_earlier_layout(shared, "ada", [turn(3), turn(4)])
+    shared.append("ada", turn(5))  # numbers them first, then writes after them
+    assert shared.load_since("ada", 2) == Since(turn(3) + turn(4) + turn(5), 5, False)
+    write_earlier_layout(shared, "ada", [turn(6)])
+    assert shared.load_since("ada", 5) == Since(turn(6), 6, False)
+
+
+def test_postgresql_stores_numbering_one_conversation_at_once_agree(shared):
+    if is_redis(shared):
+        pytest.skip("only the PostgreSQL store numbers the rows of an earlier server")
+    write_earlier_layout(shared, "ada", [turn(n) for n in range(3)])
+    threads, appends = 4, 10
+    stores = [another(shared) for _ in range(threads)]
+    start = threading.Barrier(threads)
+    errors = []
+
+    def writer(number):
+        try:
+            start.wait()
+            if number % 2:
+                stores[number].load_since("ada", 1)
+            for index in range(appends):
+                stores[number].append("ada", [{"event": "slot", "name": str(number),
+                                               "value": index}])
+        except BaseException as error:
+            errors.append(error)
+    try:
+        workers = [threading.Thread(target=writer, args=(number,)) for number in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+    finally:
+        for each in stores:
+            each.close()
+    assert not errors
+    loaded = shared.load_since("ada", 3)
+    assert loaded.version == 3 + threads * appends and not loaded.whole
+    assert len(loaded.events) == threads * appends
+    assert shared.load_since("ada", 0).events[:12] == turn(0) + turn(1) + turn(2)
+    versions = raw_sql(shared, "SELECT version FROM events ORDER BY seq")
+    assert [version for (version,) in versions] == list(range(1, 3 + threads * appends + 1))

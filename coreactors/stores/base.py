@@ -13,10 +13,15 @@ builds on the ones before, so once one fails the later ones are refused too.
 Every failure of the underlying storage (disk full, database locked too long, corrupt file,
 store already closed, an event that cannot be encoded) surfaces as ``StoreError``, never as
 another exception type, so the HTTP layer has exactly one thing to turn into a 503.
+
+The shared stores (Redis, PostgreSQL) are ``VersionedTrackerStore``: several servers may hold a
+conversation, so each write counts as a version a reader can catch up from (``load_since``),
+and writes may carry a fencing token, so that a server which lost its lease on a conversation
+cannot write over the one that took it over (``StaleLease``).
 """
 
 import json
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from twisted.logger import Logger
 
@@ -28,6 +33,39 @@ log = Logger(observer=levelled)
 
 class StoreError(Exception):
     """The store failed (disk full, locked too long, corrupt); the server answers 503."""
+
+
+class StaleLease(StoreError):
+    """A write under a lease whose fencing token is older than the conversation's latest: the
+    lease was lost, another server holds the conversation now, and nothing was written."""
+
+    def __init__(self, sender_id: str, fence: int, newest: Optional[int] = None) -> None:
+        self.sender_id = sender_id
+        self.fence = fence
+        self.newest = newest
+        latest = "" if newest is None else " ({})".format(newest)
+        super().__init__(
+            "conversation {!r}: the lease was lost: fencing token {} is older than the "
+            "conversation's latest{}, so nothing was written".format(sender_id, fence, latest))
+
+    def __reduce__(self) -> Any:
+        # The message is built from these, so a copy is built the same way.
+        return StaleLease, (self.sender_id, self.fence, self.newest)
+
+
+class Since(NamedTuple):
+    """What ``VersionedTrackerStore.load_since`` found.
+
+    ``events``: the events written after the version asked for, or all of them when ``whole``.
+    ``version``: the conversation's version now (one more for each write made to it).
+    ``whole``: whether ``events`` are all the conversation's events, so the reader rebuilds
+    rather than appends: the version asked for was 0, or before the last replace, or newer
+    than the store's (the store lost data, a flushed Redis say).
+    """
+
+    events: List[Dict[str, Any]]
+    version: int
+    whole: bool
 
 
 # Called once a write is done: with None when it is stored, else with the StoreError.
@@ -96,13 +134,15 @@ class TrackerStore:
         raise NotImplementedError
 
     def append_then(self, sender_id: str, events: List[Dict[str, Any]], done: Done,
-                    chain: Optional[WriteChain] = None) -> None:
+                    chain: Optional[WriteChain] = None, fence: Optional[int] = None) -> None:
         """Appends like ``append``, then calls ``done(None)``, or ``done(error)`` if it failed.
 
         This store writes at once, on the calling thread; a store that writes in the
         background returns at once and calls ``done`` from its own thread after the commit.
         Either way writes are done, and ``done`` called, in the order of the calls. With a
         ``chain``, an append after a failed one of the same chain fails without a write.
+        A ``fence`` goes to ``append`` (a versioned store's; it is a ``StaleLease`` when the
+        lease was lost), and only when given, since the local stores take none.
         """
         if chain is not None:
             chain.issued += 1
@@ -111,7 +151,10 @@ class TrackerStore:
             error = chain_failure(sender_id)
         else:
             try:
-                self.append(sender_id, events)
+                if fence is None:
+                    self.append(sender_id, events)
+                else:
+                    self.append(sender_id, events, fence=fence)  # type: ignore[call-arg]
             except StoreError as e:
                 error = e
         if chain is not None:
@@ -146,17 +189,66 @@ class TrackerStore:
 class VersionedTrackerStore(TrackerStore):
     """A store that counts each conversation's writes (its version), so a reader that has a
     conversation up to a version can ask for what was written after it (the shared stores:
-    another process may have written since)."""
+    another process may have written since).
+
+    Each write, append or replace, adds exactly 1 to the version; a new conversation is at 0,
+    so its first write makes it 1. A replace makes what came before it unreachable: a reader
+    whose version is before the replace gets all the events again (``Since.whole``).
+
+    Fencing: a server that holds a conversation under a lease passes the lease's fencing token
+    (a non-negative integer below 2**63; each new lease's is larger) to ``load_since`` and to
+    its writes. The conversation keeps the newest token it has seen; a write with an older one
+    is refused with ``StaleLease`` and writes nothing. Writes without a token are never
+    refused (one process, no lock store). A reader's token is only recorded for a conversation
+    that exists: the first write of a new conversation is not fenced against a reader that
+    found nothing.
+    """
 
     def load(self, sender_id: str) -> Optional[List[Dict[str, Any]]]:
         loaded = self.load_since(sender_id, 0)
-        return None if loaded is None else loaded[0]
+        return None if loaded is None else loaded.events
 
-    def load_since(self, sender_id: str, version: int
-                   ) -> Optional[Tuple[List[Dict[str, Any]], int]]:
-        """The events written after ``version`` (0: all of them) and the conversation's
-        version now, or None when the conversation is unknown."""
+    def load_since(self, sender_id: str, version: int, fence: Optional[int] = None
+                   ) -> Optional[Since]:
+        """The events written after ``version`` (0: all of them) and the conversation's version
+        now, or None when the conversation is unknown. With ``fence``, the conversation's
+        token is first raised to it (if larger), together with the read, so that from then on
+        the writes of an older lease holder are refused."""
         raise NotImplementedError
+
+    def append(self, sender_id: str, events: List[Dict[str, Any]],
+               fence: Optional[int] = None) -> None:
+        """Appends as ``TrackerStore.append`` does; with ``fence``, raises StaleLease (writing
+        nothing) when it is older than the conversation's token, else raises the token to it."""
+        raise NotImplementedError
+
+    def replace(self, sender_id: str, events: List[Dict[str, Any]],
+                fence: Optional[int] = None) -> None:
+        """Replaces as ``TrackerStore.replace`` does, fenced as ``append`` is."""
+        raise NotImplementedError
+
+
+# Both shared stores keep tokens exactly: PostgreSQL as BIGINT, Redis as decimal text.
+_LARGEST_FENCE = 2 ** 63 - 1
+
+
+def check_fence(sender_id: str, fence: Optional[int]) -> Optional[int]:
+    """Refuses a fencing token that is not an integer from 0 to 2**63 - 1."""
+    if fence is None:
+        return None
+    if isinstance(fence, bool) or not isinstance(fence, int) or \
+            not 0 <= fence <= _LARGEST_FENCE:
+        raise StoreError("fencing token of conversation {!r} must be an integer from 0 to "
+                         "2**63 - 1, got {!r}".format(sender_id, fence))
+    return fence
+
+
+def check_version(sender_id: str, version: int) -> int:
+    """Refuses a version to read from that is not an integer."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise StoreError("version of conversation {!r} must be an integer, got {!r}".format(
+            sender_id, version))
+    return version
 
 
 def check_sender_id(sender_id: str) -> str:

@@ -1,52 +1,125 @@
 """A tracker store on Redis (redis-py), for servers that share their conversations.
 
-Each conversation is an append-only Redis list under ``{prefix}:events:{sender_id}``. Each
-element is one write: a turn's events as one JSON array (as the SQLite store keeps a row per
-write). The list's length is the conversation's version: ``load_since`` returns the events
-written after a version a reader already has. The sender ids, in first-seen order, are a sorted
-set ``{prefix}:conversations`` scored by a counter. An append is one Lua script, so its list
-push and its first-seen entry happen together or not at all, in one round trip; so is a
-replace (delete and write).
+Layout, under a key prefix (``coreactors`` unless configured):
 
-``record_exp`` (seconds, Rasa's key) makes a conversation expire that long after its last
-write. ``conversation_ids`` leaves out the conversations that have expired.
+* ``{prefix}:events:{sender_id}``: a list with one element per write still reachable: a turn's
+  events as one JSON array (as the SQLite store keeps a row per write).
+* ``{prefix}:meta:{sender_id}``: a hash with ``version``, the number of writes ever made to the
+  conversation, and ``fence``, the newest fencing token seen (decimal text, compared exactly
+  however large). The list holds the writes after ``base = version - LLEN``: a replace empties
+  the list and pushes its one element, so the writes before it are gone and a reader whose
+  version is at or before ``base`` gets everything again (``Since.whole``), as does a reader
+  ahead of ``version`` (Redis lost data: flushed, or restarted without persistence).
+* ``{prefix}:conversations``: the sender ids in first-seen order, a sorted set scored by the
+  counter ``{prefix}:conversation_counter``.
 
-Every failure of Redis becomes ``StoreError``: unreachable, timed out, refused, out of memory,
-or a corrupt element. The server answers 503 for the turns that needed the store. redis-py
-connects again on the next call, so the server recovers by itself when Redis is back. Writes
-are made on the calling thread (a round trip on the same machine costs about what a SQLite
-commit does); ``append_then`` is the contract's synchronous default.
+A conversation written before the hash existed (its list alone) still loads: its version is
+its list's length, its token 0; its first write (or a read with a token) makes the hash. The
+list is what makes a conversation known: a hash alone (its list lost by itself) does not.
+
+``load_since``, ``append`` and ``replace`` are each one Lua script, so each is atomic and one
+round trip: a read with a token raises the conversation's token together with the read, and a
+write checks the token, pushes, counts the version, raises the token, gives a new
+conversation its first-seen place and starts the expiry again, or does none of it. A write
+whose token is older than the conversation's is refused with ``StaleLease`` (the writer lost
+its lease to a newer holder, which has read the conversation since): the script reports it
+rather than failing, so it is not mistaken for Redis failing.
+
+``record_exp`` (seconds, Rasa's key) makes a conversation (its list and its hash) expire that
+long after its last write. ``conversation_ids`` leaves out the conversations that have expired.
+
+Every other failure of Redis becomes ``StoreError``: unreachable, timed out, refused, out of
+memory, or a corrupt element. The server answers 503 for the turns that needed the store.
+redis-py connects again on the next call, so the server recovers by itself when Redis is back.
+Writes are made on the calling thread (a round trip on the same machine costs about what a
+SQLite commit does); ``append_then`` is the contract's synchronous default.
 """
 
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from coreactors.stores.base import (
-    StoreError, VersionedTrackerStore, check_sender_id, events_of_rows, store_failure,
-    write_row)
+    Since, StaleLease, StoreError, VersionedTrackerStore, check_fence, check_sender_id,
+    check_version, events_of_rows, store_failure, write_row)
 
 DEFAULT_PREFIX = "coreactors"
 
-# After a write (KEYS: events list, conversations zset, counter; ARGV: sender id, expiry in
-# seconds or 0): a new conversation gets its first-seen place, and the expiry starts again.
-_AFTER_WRITE = """
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then
-  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+# Tokens are kept and compared as decimal text (without sign or leading zeros, the only form
+# they are written in): Lua's numbers are doubles, exact only up to 2**53. Text of equal length
+# is compared 15 digits at a time, which doubles hold exactly (Lua's own comparison of strings
+# follows the locale Redis runs in).
+_OLDER = """
+local function older(a, b)
+  if #a ~= #b then return #a < #b end
+  for i = 1, #a, 15 do
+    local x, y = tonumber(string.sub(a, i, i + 14)), tonumber(string.sub(b, i, i + 14))
+    if x ~= y then return x < y end
+  end
+  return false
+end
+"""
+
+# KEYS: events list, meta hash; ARGV: the reader's version, its token or ''. Returns nil for
+# an unknown conversation, else {version, whole (0/1), rows}.
+_LOAD = _OLDER + """
+local length = redis.call('LLEN', KEYS[1])
+if length == 0 then
+  return false
+end
+local meta = redis.call('HMGET', KEYS[2], 'version', 'fence')
+if ARGV[2] ~= '' and older(meta[2] or '0', ARGV[2]) then
+  redis.call('HSET', KEYS[2], 'fence', ARGV[2])
+  if not meta[1] and not meta[2] then
+    -- The hash is new (a conversation of the earlier layout): it goes when the list goes.
+    local ttl = redis.call('PTTL', KEYS[1])
+    if ttl > 0 then
+      redis.call('PEXPIRE', KEYS[2], ttl)
+    end
+  end
+end
+local version = tonumber(meta[1]) or length
+local base = version - length
+local since = tonumber(ARGV[1])
+if since <= base or since > version then
+  return {version, 1, redis.call('LRANGE', KEYS[1], 0, -1)}
+end
+return {version, 0, redis.call('LRANGE', KEYS[1], since - base, -1)}
+"""
+
+# KEYS: events list, meta hash, conversations zset, counter; ARGV: sender id, expiry in
+# seconds or 0, the writer's token or '', the row. Returns {version} once written, or
+# {-1, the conversation's token} when the writer's token is older (nothing written).
+_WRITE_HEAD = _OLDER + """
+local fence = redis.call('HGET', KEYS[2], 'fence') or '0'
+if ARGV[3] ~= '' and older(ARGV[3], fence) then
+  return {-1, fence}
+end
+if redis.call('HEXISTS', KEYS[2], 'version') == 0 then
+  -- New, or of the earlier layout (one element per write, no hash): its writes so far.
+  redis.call('HSET', KEYS[2], 'version', redis.call('LLEN', KEYS[1]))
+end
+"""
+_WRITE_TAIL = """
+local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
+if ARGV[3] ~= '' and older(fence, ARGV[3]) then
+  redis.call('HSET', KEYS[2], 'fence', ARGV[3])
+end
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) == false then
+  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[1])
 end
 if tonumber(ARGV[2]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
+return {version}
 """
-# ARGV[3...]: the rows to append.
-_APPEND = "local length = redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))\n" + _AFTER_WRITE + \
-    "return length\n"
-# ARGV[3]: the one row that replaces all.
-_REPLACE = "redis.call('DEL', KEYS[1])\nredis.call('RPUSH', KEYS[1], ARGV[3])\n" + \
-    _AFTER_WRITE + "return 1\n"
+_APPEND = _WRITE_HEAD + "redis.call('RPUSH', KEYS[1], ARGV[4])\n" + _WRITE_TAIL
+_REPLACE = _WRITE_HEAD + "redis.call('DEL', KEYS[1])\nredis.call('RPUSH', KEYS[1], ARGV[4])\n" + \
+    _WRITE_TAIL
 
 # What a call to Redis may raise: its own errors, and a sender id it cannot encode.
 _FAILURES = (redis.RedisError, UnicodeError)
@@ -61,6 +134,7 @@ class RedisTrackerStore(VersionedTrackerStore):
         self._prefix = prefix
         self._expiry = int(record_exp) if record_exp else 0
         self._where = where
+        self._load_script = client.register_script(_LOAD)
         self._append_script = client.register_script(_APPEND)
         self._replace_script = client.register_script(_REPLACE)
         self._closed = False
@@ -90,6 +164,9 @@ class RedisTrackerStore(VersionedTrackerStore):
     def _events_key(self, sender_id: str) -> str:
         return "{}:events:{}".format(self._prefix, sender_id)
 
+    def _meta_key(self, sender_id: str) -> str:
+        return "{}:meta:{}".format(self._prefix, sender_id)
+
     def _conversations_key(self) -> str:
         return "{}:conversations".format(self._prefix)
 
@@ -105,42 +182,50 @@ class RedisTrackerStore(VersionedTrackerStore):
 
     # ----------------------------------------------------------------- the contract
 
-    def load_since(self, sender_id: str, version: int
-                   ) -> Optional[Tuple[List[Dict[str, Any]], int]]:
+    def load_since(self, sender_id: str, version: int, fence: Optional[int] = None
+                   ) -> Optional[Since]:
         check_sender_id(sender_id)
+        check_version(sender_id, version)
+        check_fence(sender_id, fence)
         self._check_open("load", sender_id)
         try:
-            with self._client.pipeline(transaction=True) as pipe:
-                pipe.llen(self._events_key(sender_id))
-                pipe.lrange(self._events_key(sender_id), version, -1)
-                length, rows = pipe.execute()
+            found = self._load_script(
+                keys=[self._events_key(sender_id), self._meta_key(sender_id)],
+                args=[version, "" if fence is None else str(fence)])
         except _FAILURES as error:
             raise self._failure("load", sender_id, error) from error
-        if not length:
+        if found is None:
             return None
+        now, whole, rows = found
         try:
-            return events_of_rows(rows), int(length)
+            return Since(events_of_rows(rows), int(now), bool(whole))
         except ValueError as error:
             raise self._failure("load", sender_id,
                                 "an element is not JSON ({})".format(error)) from error
 
-    def append(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
-        self._write(self._append_script, "append to", sender_id, events)
+    def append(self, sender_id: str, events: List[Dict[str, Any]],
+               fence: Optional[int] = None) -> None:
+        self._write(self._append_script, "append to", sender_id, events, fence)
 
-    def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
-        self._write(self._replace_script, "replace", sender_id, events)
+    def replace(self, sender_id: str, events: List[Dict[str, Any]],
+                fence: Optional[int] = None) -> None:
+        self._write(self._replace_script, "replace", sender_id, events, fence)
 
     def _write(self, script: Any, what: str, sender_id: str,
-               events: List[Dict[str, Any]]) -> None:
+               events: List[Dict[str, Any]], fence: Optional[int]) -> None:
         check_sender_id(sender_id)
+        check_fence(sender_id, fence)
         row = write_row(sender_id, events)
         self._check_open(what, sender_id)
         try:
-            script(keys=[self._events_key(sender_id), self._conversations_key(),
-                         self._counter_key()],
-                   args=[sender_id, self._expiry, row])
+            result = script(keys=[self._events_key(sender_id), self._meta_key(sender_id),
+                                  self._conversations_key(), self._counter_key()],
+                            args=[sender_id, self._expiry,
+                                  "" if fence is None else str(fence), row])
         except _FAILURES as error:
             raise self._failure(what, sender_id, error) from error
+        if result[0] == -1:
+            raise StaleLease(sender_id, fence, int(result[1]))  # type: ignore[arg-type]
 
     def conversation_ids(self) -> List[str]:
         self._check_open("list conversations", None)

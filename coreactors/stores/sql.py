@@ -1,61 +1,163 @@
 """A tracker store on PostgreSQL (psycopg 3), configured as Rasa 1.x's SQL tracker store is.
 
-It uses the SQLite store's layout. ``conversations(id, sender_id UNIQUE)`` gives first-seen
-order (the sender id as UTF-8 bytes: PostgreSQL's text cannot hold the NUL character a sender
-id may have); ``events(seq, conversation, data)`` has one row per write, holding a turn's
-events as one JSON array. A conversation's version is its number of rows: ``load_since``
-returns the events written after a version a reader already has.
+It uses the SQLite store's layout, plus versions and fencing tokens:
 
-An append is one statement: the conversation's row, made if new, and the event row, in one
-autocommit statement. A replace is one transaction. Any failure of the database becomes
-``StoreError``: unreachable, timed out, refused, or a value it cannot store, such as a NUL
-character. The server answers 503 for the turns that need the store. A broken connection is
-dropped and the next call connects again, so the server recovers by itself when the database
-is back.
+* ``conversations(id, sender_id UNIQUE, version, base, fence)``: ``id`` gives first-seen order
+  (the sender id is kept as UTF-8 bytes: PostgreSQL's text cannot hold the NUL character a
+  sender id may have); ``version`` is the number of writes ever made to the conversation;
+  ``base`` the version before its last replace (0 if none); ``fence`` the newest fencing token
+  seen.
+* ``events(seq, conversation, data, version)``: one row per write still reachable, holding a
+  turn's events as one JSON array and the conversation's version that write made. A replace
+  deletes the rows before it, so a reader whose version is at or before ``base`` gets all the
+  events again (``Since.whole``), as does a reader ahead of ``version`` (the database lost
+  data, restored from an older backup say).
+
+An append is one autocommit statement: the conversation's row, made if new, counts the write
+and raises the token, and the event row is added, or neither happens. The upsert locks the
+conversation's row, so concurrent writes to one conversation take their versions one after
+the other. A write whose token is older than the conversation's is refused with
+``StaleLease`` (the writer lost its lease to a newer holder, which has read the conversation
+since). A replace is one transaction. ``load_since`` with a token first raises the
+conversation's token (committed), then reads.
+
+A database made by the earlier layout (no versions) gets the new columns when a store
+connects. Its rows, version NULL, are numbered in order after the conversation's version the
+first time the store meets them (for a conversation of the earlier layout, 1, 2, ...; rows an
+earlier server wrote since come after the rest).
+
+Any other failure of the database becomes ``StoreError``: unreachable, timed out, refused, or
+a value it cannot store, such as a NUL character. The server answers 503 for the turns that
+need the store. A broken connection is dropped and the next call connects again, so the
+server recovers by itself when the database is back.
 
 One connection per store, guarded by a lock; calls are made on the calling thread.
 """
 
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import psycopg
 
 from coreactors.stores.base import (
-    StoreError, VersionedTrackerStore, check_sender_id, events_of_rows, store_failure,
-    write_row)
+    Since, StaleLease, StoreError, VersionedTrackerStore, check_fence, check_sender_id,
+    check_version, events_of_rows, store_failure, write_row)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS conversations (
            id BIGSERIAL PRIMARY KEY,
-           sender_id BYTEA NOT NULL UNIQUE
+           sender_id BYTEA NOT NULL UNIQUE,
+           version BIGINT NOT NULL DEFAULT 0,
+           base BIGINT NOT NULL DEFAULT 0,
+           fence BIGINT NOT NULL DEFAULT 0
        )""",
     """CREATE TABLE IF NOT EXISTS events (
            seq BIGSERIAL PRIMARY KEY,
            conversation BIGINT NOT NULL REFERENCES conversations (id),
-           data TEXT NOT NULL
+           data TEXT NOT NULL,
+           version BIGINT
        )""",
-    "CREATE INDEX IF NOT EXISTS events_by_conversation ON events (conversation, seq)",
 )
-# The CTE's insert is invisible to the rest of its statement, so the second SELECT finds only a
-# conversation that existed before; exactly one of the two gives the id.
+# Whether the new columns and indexes are all there: the statements that add them run only
+# when something is missing, since ALTER TABLE and CREATE INDEX lock the table against the
+# other servers' writes even when there is nothing to add, and every store connecting would.
+_COMPLETE = """SELECT (SELECT count(*) FROM pg_attribute WHERE NOT attisdropped AND (
+                          (attrelid = 'conversations'::regclass
+                           AND attname IN ('version', 'base', 'fence'))
+                          OR (attrelid = 'events'::regclass AND attname = 'version'))) = 4
+                      AND to_regclass('events_by_version') IS NOT NULL
+                      AND to_regclass('events_unnumbered') IS NOT NULL"""
+_MIGRATE = (
+    "ALTER TABLE conversations ADD COLUMN IF NOT EXISTS version BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE conversations ADD COLUMN IF NOT EXISTS base BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE conversations ADD COLUMN IF NOT EXISTS fence BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS version BIGINT",
+)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS events_by_version ON events (conversation, version)",
+    # Finds the rows of the earlier layout (still unnumbered) without a scan; empty otherwise.
+    "CREATE INDEX IF NOT EXISTS events_unnumbered ON events (conversation) "
+    "WHERE version IS NULL",
+)
+
+# A token of None (no lease) passes the check and leaves the conversation's as it is:
+# GREATEST ignores NULLs. The check also refuses a conversation that still has rows of the
+# earlier layout: they must be numbered first, or this write's version would repeat theirs.
 _APPEND = """
-WITH new AS (INSERT INTO conversations (sender_id) VALUES (%(sender)s)
-             ON CONFLICT (sender_id) DO NOTHING RETURNING id)
-INSERT INTO events (conversation, data)
-SELECT id, %(data)s FROM new
-UNION ALL SELECT id, %(data)s FROM conversations WHERE sender_id = %(sender)s
+WITH conversation AS (
+    INSERT INTO conversations AS c (sender_id, version, base, fence)
+    VALUES (%(sender)s, 1, 0, COALESCE(%(fence)s::bigint, 0))
+    ON CONFLICT (sender_id) DO UPDATE
+        SET version = c.version + 1, fence = GREATEST(c.fence, %(fence)s::bigint)
+        WHERE (%(fence)s::bigint IS NULL OR %(fence)s::bigint >= c.fence)
+          AND NOT EXISTS (SELECT 1 FROM events AS u
+                          WHERE u.conversation = c.id AND u.version IS NULL)
+    RETURNING id, version)
+INSERT INTO events (conversation, data, version)
+SELECT id, %(data)s, version FROM conversation
+RETURNING version
 """
-_ADD_CONVERSATION = ("INSERT INTO conversations (sender_id) VALUES (%s) "
-                     "ON CONFLICT (sender_id) DO NOTHING")
-_DELETE_EVENTS = ("DELETE FROM events WHERE conversation = "
-                  "(SELECT id FROM conversations WHERE sender_id = %s)")
-_ADD_ROW = ("INSERT INTO events (conversation, data) "
-            "SELECT id, %s FROM conversations WHERE sender_id = %s")
-_LOAD = """SELECT e.data FROM conversations AS c
-           LEFT JOIN events AS e ON e.conversation = c.id
-           WHERE c.sender_id = %s ORDER BY e.seq"""
+# Why an append wrote nothing: the conversation's token, and whether it has unnumbered rows.
+_REFUSED = """SELECT c.fence, EXISTS (SELECT 1 FROM events AS u
+                                      WHERE u.conversation = c.id AND u.version IS NULL)
+              FROM conversations AS c WHERE c.sender_id = %s"""
+# A replace's first statement: it locks the conversation's row, so the DELETE after it (a new
+# snapshot) sees every row written before and none can be added until the commit. The rows of
+# the earlier layout go with the rest, so they need no numbering, only counting as writes.
+_REPLACE_CONVERSATION = """
+INSERT INTO conversations AS c (sender_id, version, base, fence)
+VALUES (%(sender)s, 1, 0, COALESCE(%(fence)s::bigint, 0))
+ON CONFLICT (sender_id) DO UPDATE
+    SET base = c.version + (SELECT count(*) FROM events AS u
+                            WHERE u.conversation = c.id AND u.version IS NULL),
+        version = c.version + 1 + (SELECT count(*) FROM events AS u
+                                   WHERE u.conversation = c.id AND u.version IS NULL),
+        fence = GREATEST(c.fence, %(fence)s::bigint)
+    WHERE %(fence)s::bigint IS NULL OR %(fence)s::bigint >= c.fence
+RETURNING id, version
+"""
+_FENCE = "SELECT fence FROM conversations WHERE sender_id = %s"
+_DELETE_EVENTS = "DELETE FROM events WHERE conversation = %s"
+_ADD_ROW = "INSERT INTO events (conversation, data, version) VALUES (%s, %s, %s)"
+# Writes only when it raises: a holder reading again under the same lease adds no row version.
+_RAISE_FENCE = ("UPDATE conversations SET fence = %(fence)s::bigint "
+                "WHERE sender_id = %(sender)s AND fence < %(fence)s::bigint")
+# The conversation's version and base, whether it has unnumbered rows, and only the rows a
+# reader at version %(since)s lacks (all of them when it is at or before the last replace, or
+# ahead of the store), read in one snapshot, so the version matches the rows. A known
+# conversation gives at least one row (data NULL when nothing came after the version). The
+# conversation's part is MATERIALIZED so that its EXISTS runs once, not once per row.
+_LOAD_SINCE = """
+WITH c AS MATERIALIZED (
+    SELECT id, version, base,
+           EXISTS (SELECT 1 FROM events AS u
+                   WHERE u.conversation = conversations.id AND u.version IS NULL) AS unnumbered
+    FROM conversations WHERE sender_id = %(sender)s)
+SELECT c.version, c.base, c.unnumbered, e.data
+FROM c LEFT JOIN events AS e ON e.conversation = c.id AND e.version > (
+    CASE WHEN %(since)s::bigint <= c.base OR %(since)s::bigint > c.version THEN c.base
+         ELSE %(since)s::bigint END)
+ORDER BY e.version
+"""
+# Numbers a conversation's rows of the earlier layout, in order, after its version; run once
+# the conversation's row is locked (_LOCK), in a statement of its own so that its snapshot
+# sees what another store numbered while this one waited for the lock.
+_LOCK = "SELECT id, version FROM conversations WHERE sender_id = %s FOR UPDATE"
+_NUMBER = """
+WITH numbered AS (
+    SELECT seq, %(version)s::bigint + row_number() OVER (ORDER BY seq) AS version
+    FROM events WHERE conversation = %(id)s AND version IS NULL),
+done AS (
+    UPDATE events AS e SET version = n.version FROM numbered AS n WHERE e.seq = n.seq
+    RETURNING e.version)
+UPDATE conversations SET version = (SELECT max(version) FROM done)
+WHERE id = %(id)s AND EXISTS (SELECT 1 FROM done)
+"""
 _CONVERSATION_IDS = "SELECT sender_id FROM conversations ORDER BY id"
+
+# An append or a load that found rows to number tries again; more than this many times means
+# something else keeps changing the conversation (earlier servers writing all the time).
+_ATTEMPTS = 5
 
 # What a call may raise: the database's errors, and a value the driver cannot encode.
 _FAILURES = (psycopg.Error, UnicodeError, ValueError)
@@ -102,6 +204,9 @@ class SQLTrackerStore(VersionedTrackerStore):
         connection.execute("SET statement_timeout = {:d}".format(int(self._timeout * 1000)))
         for statement in _SCHEMA:
             connection.execute(statement)
+        if not connection.execute(_COMPLETE).fetchone()[0]:
+            for statement in _MIGRATE + _INDEXES:
+                connection.execute(statement)
         self._connection = connection
         return connection
 
@@ -127,38 +232,91 @@ class SQLTrackerStore(VersionedTrackerStore):
 
     # ----------------------------------------------------------------- the contract
 
-    def load_since(self, sender_id: str, version: int
-                   ) -> Optional[Tuple[List[Dict[str, Any]], int]]:
+    def load_since(self, sender_id: str, version: int, fence: Optional[int] = None
+                   ) -> Optional[Since]:
         check_sender_id(sender_id)
+        check_version(sender_id, version)
+        check_fence(sender_id, fence)
         key = _key(sender_id)
-        rows = self._run("load", sender_id, lambda c: c.execute(_LOAD, (key,)).fetchall())
-        if not rows:
+
+        def load(connection: psycopg.Connection) -> Optional[List[Any]]:
+            if fence is not None:
+                # The raise commits on its own, before the read: from then on every write
+                # with an older token is refused, and the writes it waited for (their row
+                # locks) have committed. The read is a statement of its own, so its snapshot,
+                # taken after the raise, sees those writes; in one statement with the raise it
+                # could predate them. It takes the version and the rows together from that
+                # snapshot, rather than the rows up to a version the raise returned, since a
+                # replace committed in between would have deleted those. An unknown
+                # conversation is left as it is: the read finds nothing.
+                connection.execute(_RAISE_FENCE, {"fence": fence, "sender": key})
+            for _ in range(_ATTEMPTS):
+                rows = connection.execute(
+                    _LOAD_SINCE, {"since": version, "sender": key}).fetchall()
+                if not rows:
+                    return None
+                if not rows[0][2]:
+                    return rows
+                _number(connection, key)
+            raise self._failure("load", sender_id, "its rows of the earlier layout keep "
+                                "changing while they are numbered")
+
+        rows = self._run("load", sender_id, load)
+        if rows is None:
             return None
-        texts = [data for (data,) in rows if data is not None]
+        now, base = rows[0][0], rows[0][1]
         try:
-            return events_of_rows(texts[version:]), len(texts)
+            events = events_of_rows([data for (_, _, _, data) in rows if data is not None])
         except ValueError as error:
             raise self._failure("load", sender_id,
                                 "a row is not JSON ({})".format(error)) from error
+        return Since(events, now, version <= base or version > now)
 
-    def append(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+    def append(self, sender_id: str, events: List[Dict[str, Any]],
+               fence: Optional[int] = None) -> None:
         check_sender_id(sender_id)
+        check_fence(sender_id, fence)
         data = write_row(sender_id, events)
         key = _key(sender_id)
-        self._run("append to", sender_id,
-                  lambda c: c.execute(_APPEND, {"sender": key, "data": data}))
 
-    def replace(self, sender_id: str, events: List[Dict[str, Any]]) -> None:
+        def append(connection: psycopg.Connection) -> None:
+            for _ in range(_ATTEMPTS):
+                if connection.execute(_APPEND, {"sender": key, "data": data, "fence": fence}
+                                      ).fetchone() is not None:
+                    return
+                refused = connection.execute(_REFUSED, (key,)).fetchone()
+                if refused is None:
+                    continue  # cannot be refused when new; deleted meanwhile by hand: again
+                newest, unnumbered = refused
+                if unnumbered:
+                    _number(connection, key)
+                elif fence is not None and fence < newest:
+                    raise StaleLease(sender_id, fence, newest)
+                # Otherwise what refused it changed meanwhile (another store numbered the
+                # rows of the earlier layout): again.
+            raise self._failure("append to", sender_id, "its rows of the earlier layout keep "
+                                "changing while they are numbered")
+        self._run("append to", sender_id, append)
+
+    def replace(self, sender_id: str, events: List[Dict[str, Any]],
+                fence: Optional[int] = None) -> None:
         check_sender_id(sender_id)
+        check_fence(sender_id, fence)
         data = write_row(sender_id, events)
-
         key = _key(sender_id)
 
         def replace(connection: psycopg.Connection) -> None:
             with connection.transaction():
-                connection.execute(_ADD_CONVERSATION, (key,))
-                connection.execute(_DELETE_EVENTS, (key,))
-                connection.execute(_ADD_ROW, (data, key))
+                made = connection.execute(_REPLACE_CONVERSATION,
+                                          {"sender": key, "fence": fence}).fetchone()
+                if made is None:
+                    # Only a token refuses it; the one that did is read for the message.
+                    newest = connection.execute(_FENCE, (key,)).fetchone()
+                    raise StaleLease(sender_id, fence,  # type: ignore[arg-type]
+                                     None if newest is None else newest[0])
+                conversation, version = made
+                connection.execute(_DELETE_EVENTS, (conversation,))
+                connection.execute(_ADD_ROW, (conversation, data, version))
         self._run("replace", sender_id, replace)
 
     def conversation_ids(self) -> List[str]:
@@ -178,6 +336,15 @@ class SQLTrackerStore(VersionedTrackerStore):
 
     def __repr__(self) -> str:
         return "SQLTrackerStore({!r})".format(self._where)
+
+
+def _number(connection: psycopg.Connection, key: bytes) -> None:
+    """Numbers the conversation's rows of the earlier layout (see _NUMBER)."""
+    with connection.transaction():
+        locked = connection.execute(_LOCK, (key,)).fetchone()
+        if locked is not None:
+            conversation, version = locked
+            connection.execute(_NUMBER, {"id": conversation, "version": version})
 
 
 __all__ = ["SQLTrackerStore"]
