@@ -104,6 +104,7 @@ class AvailableEndpoints:
         self.nlu = block("nlu")
         self.nlg = block("nlg")
         self.tracker_store: Optional[Dict[str, Any]] = data.get("tracker_store")
+        self.lock_store: Optional[Dict[str, Any]] = data.get("lock_store")
 
     @classmethod
     def read(cls, path: Optional[str]) -> "AvailableEndpoints":

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from coreactors.dialogue.class_paths import module_prefixes
 from coreactors.actors.action_client import TreqActionClient
 from coreactors.actors.agent import Agent
+from coreactors.actors.lock_desk import LockDesk
 from coreactors.actors.model_requests import ModelRequests
 from coreactors.actors.model_watcher import watcher_for
 from coreactors.actors.supervisor import Supervisor
@@ -33,7 +34,8 @@ from coreactors.model_archives import ModelArchives
 from coreactors.nlu.interpreter import (
     HttpInterpreter, NaturalLanguageInterpreter, project_and_model)
 from coreactors.stores.base import TrackerStore
-from coreactors.stores.config import store_from_endpoint
+from coreactors.stores.config import (
+    is_shared, lock_store_from_endpoint, lock_wait_timeout, store_from_endpoint)
 
 log = Logger(observer=levelled)
 
@@ -67,6 +69,8 @@ class ActorSystemService(service.Service):
         yield self.supervisor.stop()
         try:
             self.supervisor.store.close()
+            if self.supervisor.desk is not None:
+                self.supervisor.desk.locks.close()
         except Exception:  # closing is best effort; the data is already committed
             log.failure("Closing the tracker store failed.")
         # Models live in memory; their unpacked zips can go.
@@ -89,6 +93,33 @@ def make_store(endpoints: AvailableEndpoints, default_path: str = "coreactors.db
     holds the GIL it needs anyway)."""
     return store_from_endpoint(endpoints.tracker_store, default_path,
                                writer_setup=mark_background_thread)
+
+
+def make_desk(endpoints: AvailableEndpoints, store: TrackerStore, workers: int = 1
+              ) -> Optional[LockDesk]:
+    """The lock desk of ``lock_store:`` (None without one), after checking that the stores fit
+    the processes: several processes need a shared tracker store and a lock store, and a lock
+    store needs a shared tracker store (it fences writes only the shared stores refuse)."""
+    locks = lock_store_from_endpoint(endpoints.lock_store)
+    shared = is_shared(store)
+    if locks is not None and not shared:
+        raise ValueError(
+            "lock_store serves several processes on one tracker store, but {!r} belongs to one "
+            "process; use tracker_store type redis, or type sql with dialect postgresql (or "
+            "remove lock_store to run one process)".format(store))
+    if workers > 1 and not shared:
+        raise ValueError(
+            "--workers {} runs several processes, which need a tracker store they can share: "
+            "tracker_store type redis, or type sql with dialect postgresql, and a lock_store "
+            "(type redis) in endpoints.yml; {!r} belongs to one process".format(workers, store))
+    if workers > 1 and locks is None:
+        raise ValueError(
+            "--workers {} runs several processes on one tracker store: without a lock store "
+            "two of them could run turns of one conversation at once and interleave them; add "
+            "lock_store: type: redis to endpoints.yml".format(workers))
+    if locks is None:
+        return None
+    return LockDesk(locks, lock_wait_timeout(endpoints.lock_store))
 
 
 def make_interpreter(nlu: Optional[str], endpoint: Optional[EndpointConfig], reactor: Any,
@@ -119,6 +150,11 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> ServerRoot:
     endpoints = AvailableEndpoints.read(options.get("endpoints"))
     credentials = read_yaml_config(options.get("credentials"))
     store = make_store(endpoints)
+    try:
+        desk = make_desk(endpoints, store, int(options.get("workers") or 1))
+    except ValueError:
+        store.close()
+        raise
     # With a model server and no -d, the server starts without a model (503 NoAgent) and waits
     # for the model server's; with -d, it serves that one until the model server has another.
     model = None if endpoints.model is not None and not options.get("core") \
@@ -134,7 +170,7 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> ServerRoot:
                             idle_timeout=float(options.get("idle_timeout") or 300),
                             interpreter=make_interpreter(options.get("nlu"), endpoints.nlu,
                                                          reactor, pool),
-                            pool=pool, archives=archives)
+                            pool=pool, archives=archives, desk=desk)
     agent = Agent(supervisor, ModelRequests(supervisor, archives))
     watcher = watcher_for(endpoints, supervisor, reactor)  # a bad model block fails here
 

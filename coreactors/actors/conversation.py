@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from coreactors import fastpaths
 from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.interface import ConversationError, StoreUnavailable
+from coreactors.actors.lock_desk import Lease
 from coreactors.actors.messages import (
     AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
     LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeConversation,
@@ -64,13 +65,17 @@ class Conversation:
         # The tracker's events up to here are handed to the store (in self._chain's writes).
         self._handed_over = 0
         self._chain = WriteChain()
+        # With a lock store: the store's version of the conversation the tracker holds, and
+        # the lease of the request in progress (its ticket fences the writes).
+        self._version = 0
+        self._lease: Optional[Lease] = None
 
     # ----------------------------------------------------------------- plumbing
 
     def on_receive(self, message: Any) -> None:
         match message:
-            case Ask(request, reply):
-                self._answer(request, reply)
+            case Ask(request, reply, lease):
+                self._answer(request, reply, lease)
             case TakeModel(model):
                 self._take_model(model)
             case TakeConversation(sender_id):
@@ -82,13 +87,17 @@ class Conversation:
             case _:
                 raise TypeError("A conversation actor cannot handle {!r}.".format(message))
 
-    def _answer(self, request: ConversationRequest, reply: Reply) -> None:
+    def _answer(self, request: ConversationRequest, reply: Reply,
+                lease: Optional[Lease] = None) -> None:
         if self._chain.failed:
             # A turn's events could not be stored (its answer said so): go on from what the
             # store has.
             self.tracker = None
             self._chain = WriteChain()
+        self._lease = lease
         try:
+            if lease is not None:
+                self._catch_up(lease)
             value = self._handle(request)
         except ConversationError as e:
             reply.fail(e)
@@ -128,8 +137,14 @@ class Conversation:
         new = tracker.events[self._handed_over:] if tracker is not None else []
         if new:
             self._handed_over = len(tracker.events)  # type: ignore[union-attr]
-            self.store.append_then(self.sender_id, [e.as_dict() for e in new],
-                                   _Answer(reply, value), self._chain)
+            if self._lease is None:
+                self.store.append_then(self.sender_id, [e.as_dict() for e in new],
+                                       _Answer(reply, value), self._chain)
+            else:
+                self._version += 1
+                self.store.append_then(self.sender_id, [e.as_dict() for e in new],
+                                       _Answer(reply, value), self._chain,
+                                       fence=self._lease.ticket)
         elif self._chain.pending():
             self.store.then(self.sender_id, _Answer(reply, value), self._chain)
         else:
@@ -161,16 +176,58 @@ class Conversation:
         # The tracker moves to the new domain when the next request needs it (_load): a swap
         # reaches every live conversation, and most of them are idle, so they pay nothing now.
 
+    def _catch_up(self, lease: Lease) -> None:
+        """Under a new lease: reads what other holders wrote since this actor's version (usually
+        nothing), and raises the store's fence to this lease's token before any write."""
+        if self.tracker is None:
+            return  # _load reads it all, under the fence
+        if not lease.others_held_it:
+            return  # every write since this holder's last lease was its own
+        try:
+            since = self.store.load_since(  # type: ignore[attr-defined]
+                self.sender_id, self._version, fence=lease.ticket)
+        except StoreError as e:
+            raise StoreUnavailable("The tracker store failed: {}".format(e))
+        if since is None or since.whole:
+            self.tracker = None  # rebuilt by _load from what the store holds now
+            self._adopt(since)
+            return
+        self._version = since.version
+        if since.events:
+            try:
+                self.tracker.update_many(events_from_dicts(since.events))
+            except InvalidEvent as e:
+                self.tracker = None
+                raise ConversationError("The stored conversation cannot be read: {}".format(e),
+                                        500, "CorruptConversation")
+            self._handed_over = len(self.tracker.events)
+
+    def _read_store(self) -> Optional[List[Dict[str, Any]]]:
+        try:
+            if self._lease is None:
+                return self.store.load(self.sender_id)
+            since = self.store.load_since(  # type: ignore[attr-defined]
+                self.sender_id, 0, fence=self._lease.ticket)
+        except StoreError as e:
+            raise StoreUnavailable("The tracker store failed: {}".format(e))
+        self._version = 0 if since is None else since.version
+        return None if since is None else since.events
+
+    def _adopt(self, since: Any) -> None:
+        """Builds the tracker from a whole read (``load_since`` that found a replace, or lost
+        data, or no conversation at all)."""
+        self._version = 0 if since is None else since.version
+        self._build(None if since is None else since.events)
+
     def _load(self) -> DialogueStateTracker:
         if self.tracker is not None:
             if self.tracker.domain is not self.model.domain:
                 # Same events, read with the new domain's slots (re-read only if that can differ).
                 self.tracker = self.tracker.switch_domain(self.model.domain)
             return self.tracker
-        try:
-            stored = self.store.load(self.sender_id)
-        except StoreError as e:
-            raise StoreUnavailable("The tracker store failed: {}".format(e))
+        return self._build(self._read_store())
+
+    def _build(self, stored: Optional[List[Dict[str, Any]]]) -> DialogueStateTracker:
         self._handed_over = len(stored or ())
         if stored is None:
             # A new conversation: stored with the answer to this request, like a turn.
@@ -246,9 +303,15 @@ class Conversation:
                                                       self.model.domain)
         except InvalidEvent as e:
             raise ConversationError(str(e), 400, "InvalidEvent")
+        events = [e.as_dict() for e in tracker.events]
         try:
             # Done after this conversation's queued writes, which it then replaces.
-            self.store.replace(self.sender_id, [e.as_dict() for e in tracker.events])
+            if self._lease is None:
+                self.store.replace(self.sender_id, events)
+            else:
+                self.store.replace(self.sender_id, events,  # type: ignore[call-arg]
+                                   fence=self._lease.ticket)
+                self._version += 1
         except StoreError as e:
             raise StoreUnavailable("The tracker store failed: {}".format(e))
         self.tracker = tracker

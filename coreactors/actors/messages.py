@@ -18,6 +18,7 @@ from coreactors.actors.interface import MessageListener
 from coreactors.dialogue.tracker import EventVerbosity
 
 if TYPE_CHECKING:  # only for the annotations: the model is a value carried along
+    from coreactors.actors.lock_desk import Lease
     from coreactors.actors.reply import Reply
     from coreactors.model import Model
 
@@ -93,10 +94,12 @@ class Execute(ConversationRequest):
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """A request and where its answer goes."""
+    """A request and where its answer goes; with a lock store, the conversation's lease the
+    request holds."""
 
     request: ConversationRequest
     reply: "Reply"
+    lease: Optional["Lease"] = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,9 @@ its caller stopped waiting (a client that went away cancels its Deferred): an ac
 request in flight is never stopped, so two actors never hold one conversation.
 """
 
+import itertools
+import os
+import uuid
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Type
 
@@ -25,6 +28,7 @@ from twisted.logger import Logger
 from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.conversation import Conversation, conversation_actor_type
 from coreactors.actors.interface import ConversationError, NoModelLoaded, StoreUnavailable
+from coreactors.actors.lock_desk import Lease, LockDesk
 from coreactors.actors.messages import (
     AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
     LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeConversation,
@@ -53,13 +57,16 @@ RunInThread = Callable[[Callable[[], Any]], Deferred]
 class _Entry:
     """A live actor as the Supervisor keeps it."""
 
-    __slots__ = ("ref", "in_flight", "last_used", "model")
+    __slots__ = ("ref", "in_flight", "last_used", "model", "holder")
 
-    def __init__(self, ref: pykka.ActorRef, model: Model, now: float) -> None:
+    def __init__(self, ref: pykka.ActorRef, model: Model, now: float, holder: str) -> None:
         self.ref = ref
         self.in_flight = 0
         self.last_used = now
         self.model = model  # the last model this actor was given
+        # Who this actor is to the lock store while it holds its present conversation: a
+        # lease whose previous holder is this one finds nothing new in the store.
+        self.holder = holder
 
 
 class Supervisor:
@@ -71,7 +78,10 @@ class Supervisor:
                  interpreter: Any = None, pool: Any = None,
                  actor_type: Optional[Type[Conversation]] = None,
                  archives: Optional[ModelArchives] = None,
-                 run_in_thread: Optional[RunInThread] = None) -> None:
+                 run_in_thread: Optional[RunInThread] = None,
+                 desk: Optional[LockDesk] = None) -> None:
+        """With a ``desk`` (a lock store: several processes share the conversations), each
+        request goes to its actor once it holds the conversation's lease."""
         if reactor is None:
             from twisted.internet import reactor as global_reactor
             reactor = global_reactor
@@ -99,11 +109,17 @@ class Supervisor:
         self.run_in_thread: RunInThread = run_in_thread or self._in_thread_pool
         self._processor: Optional[MessageProcessor] = None  # see _processor_for
         self.taken_over = 0  # conversations an idle actor took over at the cap (_take_over)
+        self.desk = desk
+        # Holder names are unique across processes and across an actor's conversations.
+        self._holder_prefix = "{}.{}".format(uuid.uuid4().hex[:12], os.getpid())
+        self._holders = itertools.count(1)
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
         self.pool.start()
+        if self.desk is not None:
+            self.desk.start()
         self._reaper = LoopingCall(self.passivate_idle)
         self._reaper.clock = self.reactor
         self._reaper.start(self.passivation_interval, now=False)
@@ -125,7 +141,7 @@ class Supervisor:
             self._handover.cancel()
         refs = [e.ref for e in self.actors.values()]
         self.actors.clear()
-        pool = self.pool
+        pool, desk = self.pool, self.desk
 
         def stop_all() -> None:
             for ref in refs:
@@ -134,6 +150,8 @@ class Supervisor:
                 except Exception:  # a stuck actor must not hold up the shutdown
                     log.warn("An actor did not stop in time.")
             pool.stop()
+            if desk is not None:
+                desk.stop()  # refuses what still waits for a lease, gives back what is held
         return self.run_in_thread(stop_all)
 
     # ----------------------------------------------------------------- models
@@ -200,12 +218,15 @@ class Supervisor:
             ref = self.actor_type.start(self.pool, sender_id, model, self.store,  # type: ignore
                                         self.action_client, self.replies,
                                         self._processor_for(model))
-            entry = _Entry(ref, model, self.reactor.seconds())
+            entry = _Entry(ref, model, self.reactor.seconds(), self._new_holder())
             self.actors[sender_id] = entry
         if len(self.actors) > self.max_actors:
             # Beyond the cap since every actor was busy: back to it as they come free.
             self._evict(len(self.actors) - self.max_actors, keep=sender_id)
         return entry
+
+    def _new_holder(self) -> str:
+        return "{}.{}".format(self._holder_prefix, next(self._holders))
 
     def _take_over(self, sender_id: str) -> Optional[_Entry]:
         """Hands the least recently used idle actor's place to ``sender_id``, or None when
@@ -221,6 +242,7 @@ class Supervisor:
         except pykka.ActorDeadError:
             return None
         entry.last_used = self.reactor.seconds()
+        entry.holder = self._new_holder()
         self.actors[sender_id] = entry
         self.taken_over += 1
         self._hand_over(entry)  # a model swapped in since it last got one
@@ -275,6 +297,9 @@ class Supervisor:
             self.actors.move_to_end(sender_id)
             self._hand_over(entry)  # a model swapped in since: it goes first
         deferred: Deferred = Deferred()
+        if self.desk is not None:
+            self._claim(sender_id, entry, request, deferred)
+            return deferred
         try:
             self._tell(entry, request, deferred)
         except pykka.ActorDeadError:
@@ -292,6 +317,26 @@ class Supervisor:
         except BaseException:
             entry.in_flight -= 1
             raise
+
+    def _claim(self, sender_id: str, entry: _Entry, request: ConversationRequest,
+               deferred: Deferred) -> None:
+        """Sends the request to its actor once it holds the conversation's lease; the lease
+        is given back when the actor has answered (its events stored)."""
+        entry.in_flight += 1  # from now until answered: the actor must not be stopped
+        settled = _Settled(self, entry)
+        reply = Reply(deferred, self.replies, settled)
+        ref = entry.ref
+
+        def granted(lease: Lease) -> None:
+            # The desk's thread.
+            settled.lease = lease
+            try:
+                ref.tell(Ask(request, reply, lease))
+            except pykka.ActorDeadError:
+                reply.fail(ConversationError("The conversation was stopped; try again.", 503,
+                                             "ConversationStopped"))
+        assert self.desk is not None
+        self.desk.claim(sender_id, entry.holder, granted, reply.fail)
 
     # ----------------------------------------------------------------- conversation requests
 
@@ -341,15 +386,18 @@ class _Settled:
     """Runs on the reactor thread when an actor has answered a request (whether or not its
     caller still waits): the request is no longer in flight, and the actor was last used now."""
 
-    __slots__ = ("supervisor", "entry")
+    __slots__ = ("supervisor", "entry", "lease")
 
     def __init__(self, supervisor: Supervisor, entry: _Entry) -> None:
         self.supervisor = supervisor
         self.entry = entry
+        self.lease: Optional[Lease] = None  # the request's lease, given back now
 
     def __call__(self) -> None:
         self.entry.in_flight -= 1
         self.entry.last_used = self.supervisor.reactor.seconds()
+        if self.lease is not None and self.supervisor.desk is not None:
+            self.supervisor.desk.release(self.lease)
 
 
 __all__ = ["HANDOVER_BATCH", "HANDOVER_INTERVAL", "RunInThread", "Supervisor"]

@@ -29,11 +29,14 @@ naming the types coreactors supports, rather than quietly falling back to anothe
 losing conversations the operator meant to keep elsewhere.
 """
 
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from coreactors.stores.base import TrackerStore
 from coreactors.stores.memory import InMemoryTrackerStore
 from coreactors.stores.sqlite import SQLiteTrackerStore
+
+if TYPE_CHECKING:
+    from coreactors.stores.lock import RedisLockStore
 
 SQLITE_TYPES = ("sqlite",)
 MEMORY_TYPES = ("memory", "in_memory", "inmemorytrackerstore")
@@ -74,15 +77,70 @@ def store_from_endpoint(config: Optional[Dict[str, Any]],
                      "are {}".format(store_type, SUPPORTED))
 
 
-def _setting(config: Dict[str, Any], key: str, kind: type, default: Any) -> Any:
+def _setting(config: Dict[str, Any], key: str, kind: type, default: Any,
+             block: str = "tracker_store") -> Any:
     value = config.get(key)
     if value is None:
         return default
     try:
         return kind(value)
     except (TypeError, ValueError):
-        raise ValueError("tracker_store {} must be a {}, got {!r}".format(
-            key, kind.__name__, value))
+        raise ValueError("{} {} must be a {}, got {!r}".format(
+            block, key, kind.__name__, value))
+
+
+def is_shared(store: TrackerStore) -> bool:
+    """Whether several processes may serve the store's conversations (with a lock store): the
+    stores that keep versions and refuse stale writes (Redis, PostgreSQL)."""
+    from coreactors.stores.base import VersionedTrackerStore
+    return isinstance(store, VersionedTrackerStore)
+
+
+def lock_store_from_endpoint(config: Optional[Dict[str, Any]]) -> Optional["RedisLockStore"]:
+    """The lock store the ``lock_store:`` block asks for, or None for none (one process: its
+    conversation actors alone keep each conversation's turns apart)::
+
+        lock_store:
+          type: redis               # Rasa 1.x's key; in_memory (or no block): none
+          url: localhost            # the host, or a redis://[:password@]host:port/db URL
+          port: 6379
+          db: 0
+          password: ...
+          key_prefix: coreactors
+          lifetime: 10              # seconds a process's tickets live without renewal
+          wait_timeout: 30          # seconds a request waits for its lease before a 503
+    """
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        raise ValueError("lock_store must be a mapping (type, url, ...), got {}".format(
+            type(config).__name__))
+    lock_type = config.get("store_type", config.get("type"))
+    if not isinstance(lock_type, str) or not lock_type.strip():
+        raise ValueError("lock_store type must be given: redis (or in_memory for one process)")
+    lock_type = lock_type.strip().lower()
+    if lock_type in ("in_memory", "memory", "inmemorylockstore"):
+        return None
+    if lock_type not in ("redis", "redislockstore"):
+        raise ValueError("lock_store type {!r} is not supported by coreactors; supported types "
+                         "are 'redis' and 'in_memory' (one process)".format(lock_type))
+    from coreactors.stores.lock import DEFAULT_LIFETIME, DEFAULT_PREFIX, RedisLockStore
+    return RedisLockStore.from_config(
+        host=_setting(config, "url", str, "localhost", "lock_store"),
+        port=_setting(config, "port", int, 6379, "lock_store"),
+        db=_setting(config, "db", int, 0, "lock_store"),
+        password=_setting(config, "password", str, None, "lock_store"),
+        prefix=_setting(config, "key_prefix", str, DEFAULT_PREFIX, "lock_store"),
+        lifetime=_setting(config, "lifetime", float, DEFAULT_LIFETIME, "lock_store"))
+
+
+def lock_wait_timeout(config: Optional[Dict[str, Any]]) -> float:
+    """The ``lock_store:`` block's ``wait_timeout`` (seconds)."""
+    from coreactors.stores.lock import DEFAULT_WAIT_TIMEOUT
+    timeout = _setting(config or {}, "wait_timeout", float, DEFAULT_WAIT_TIMEOUT, "lock_store")
+    if timeout <= 0:
+        raise ValueError("lock_store wait_timeout must be positive, got {!r}".format(timeout))
+    return timeout
 
 
 def _sql_store(config: Dict[str, Any], default_path: str,

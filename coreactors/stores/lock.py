@@ -1,0 +1,227 @@
+"""The lock store on Redis (redis-py): per-conversation tickets, leases and fencing tokens, so
+several server processes can serve one conversation without interleaving its turns.
+
+Every request about a conversation takes a ticket when it reaches a process; tickets are numbers
+that grow with every request of the conversation, so they keep the order in which requests
+arrived at the cluster. The lowest live ticket of a conversation holds its lease: its request may
+read and change the conversation, and the others wait. The ticket's number is also the lease's
+fencing token: the tracker stores refuse a write whose token is older than the newest one they
+have seen (``coreactors.stores.base.StaleLease``), so a process that stalled past its lease
+cannot write once another has taken the conversation over.
+
+A ticket lives ``lifetime`` seconds unless its process renews it: a process that dies, or stops
+(SIGSTOP, a swapped-out machine), loses its tickets and leases that long after its last renewal,
+and the next tickets go on. Time is Redis's (``TIME``), so the processes' clocks need not agree.
+
+Per conversation, two keys: the hash ``{prefix}:lock:{sender}`` (``ticket``: the last ticket
+given; ``holder``: who took the lease last; ``e:<ticket>``: when each live ticket expires, in
+ms) and the sorted set ``{prefix}:queue:{sender}`` (the live tickets). Both expire after an hour
+without requests; a conversation's first ticket is the time in ms times 1,000, so tickets given
+after the keys expired (or Redis lost them) are still newer than any the stores have seen.
+
+Every operation is a Lua script; a batch of them (``run``) is one round trip. Every failure of
+Redis becomes ``StoreError``.
+"""
+
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Union
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from coreactors.stores.base import StoreError, store_failure
+
+DEFAULT_PREFIX = "coreactors"
+DEFAULT_LIFETIME = 10.0
+# How long a request waits for its lease before it is answered 503 (seconds).
+DEFAULT_WAIT_TIMEOUT = 30.0
+# The lock keys of a conversation nobody asked about for this long go (seconds).
+IDLE_EXPIRY = 3600
+
+# Both scripts' head: the time now (ms), and the expired tickets at the front of the queue
+# removed (a dead process's tickets stop blocking the ones behind them). Expired tickets further
+# back are removed once they reach the front.
+_PRUNE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function prune()
+  while true do
+    local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    if head == nil then return nil end
+    local expiry = tonumber(redis.call('HGET', KEYS[1], 'e:' .. head))
+    if expiry ~= nil and expiry > now then return head end
+    redis.call('ZREM', KEYS[2], head)
+    redis.call('HDEL', KEYS[1], 'e:' .. head)
+  end
+end
+local function keep()
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+"""
+
+# KEYS: hash, queue. ARGV: holder, lifetime ms, ticket (0: take a new one), idle expiry s.
+# Returns {ticket, state, previous holder}: state 1 the lease is this ticket's, 0 it waits,
+# -1 the ticket has expired (its process stopped renewing it) and is no more.
+_CLAIM = _PRUNE + """
+local ticket = ARGV[3]
+if ticket == '0' then
+  if redis.call('HEXISTS', KEYS[1], 'ticket') == 0 then
+    redis.call('HSET', KEYS[1], 'ticket', string.format('%.0f', now * 1000))
+  end
+  -- '%.0f': tostring would write a ticket this large in exponent notation
+  ticket = string.format('%.0f', redis.call('HINCRBY', KEYS[1], 'ticket', 1))
+  redis.call('ZADD', KEYS[2], ticket, ticket)
+elseif redis.call('ZSCORE', KEYS[2], ticket) == false then
+  return {ticket, -1, ''}
+end
+redis.call('HSET', KEYS[1], 'e:' .. ticket, now + tonumber(ARGV[2]))
+keep()
+if prune() ~= ticket then
+  return {ticket, 0, ''}
+end
+local previous = redis.call('HGET', KEYS[1], 'holder') or ''
+redis.call('HSET', KEYS[1], 'holder', ARGV[1])
+return {ticket, 1, previous}
+"""
+
+# KEYS: hash, queue. ARGV: -, lifetime ms, ticket, idle expiry s. Returns 1 when the ticket
+# lives on (renewed), 0 when it had expired and gone.
+_RENEW = _PRUNE + """
+if redis.call('ZSCORE', KEYS[2], ARGV[3]) == false then return 0 end
+redis.call('HSET', KEYS[1], 'e:' .. ARGV[3], now + tonumber(ARGV[2]))
+keep()
+return 1
+"""
+
+# KEYS: hash, queue. ARGV: -, -, ticket. The ticket is done (its turn is answered), or gives up.
+_RELEASE = """
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[1], 'e:' .. ARGV[3])
+return 1
+"""
+
+GRANTED, WAITING, EXPIRED = 1, 0, -1
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Take the lease for ``sender_id`` as ``holder``: with a new ticket (``ticket`` 0), or
+    again with a ticket that waits."""
+
+    sender_id: str
+    holder: str
+    ticket: int = 0
+
+
+@dataclass(frozen=True)
+class Renew:
+    """Keep a ticket (waiting, or holding the lease) alive for another lifetime."""
+
+    sender_id: str
+    ticket: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """The ticket is done with: its lease (if it held it) goes to the next ticket."""
+
+    sender_id: str
+    ticket: int
+
+
+Operation = Union[Claim, Renew, Release]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a Claim got: its ticket, GRANTED / WAITING / EXPIRED, and (when granted) the
+    holder that took the lease before, '' if none did since the lock keys were made."""
+
+    ticket: int
+    state: int
+    previous: str
+
+
+class RedisLockStore:
+    """Tickets, leases and fencing tokens in Redis; see the module docstring."""
+
+    def __init__(self, client: "redis.Redis", prefix: str = DEFAULT_PREFIX,
+                 lifetime: float = DEFAULT_LIFETIME, where: str = "Redis") -> None:
+        if lifetime <= 0:
+            raise ValueError("lock_store lifetime must be positive, got {!r}".format(lifetime))
+        self._client = client
+        self._prefix = prefix
+        self.lifetime = float(lifetime)
+        self._where = where
+        self._scripts = {Claim: client.register_script(_CLAIM),
+                         Renew: client.register_script(_RENEW),
+                         Release: client.register_script(_RELEASE)}
+
+    @classmethod
+    def from_config(cls, host: str = "localhost", port: int = 6379, db: int = 0,
+                    password: Optional[str] = None, prefix: str = DEFAULT_PREFIX,
+                    lifetime: float = DEFAULT_LIFETIME, timeout: float = 5.0
+                    ) -> "RedisLockStore":
+        """Rasa 1.x's keys: ``url`` (a host name or a ``redis://`` URL), ``port``, ``db``,
+        ``password``, ``key_prefix``; and ``lifetime`` (seconds)."""
+        settings = dict(socket_timeout=timeout, socket_connect_timeout=timeout,
+                        retry=Retry(NoBackoff(), 1))
+        if "://" in host:
+            client = redis.Redis.from_url(host, **settings)
+            where = "Redis lock store at {}".format(host.split("@")[-1])
+        else:
+            client = redis.Redis(host=host, port=port, db=db, password=password, **settings)
+            where = "Redis lock store at {}:{}/{}".format(host, port, db)
+        return cls(client, prefix, lifetime, where)
+
+    def run(self, operations: Sequence[Operation]) -> List[Any]:
+        """Runs the operations in order, in one round trip: a ``Claimed`` for each Claim, a
+        bool (still alive) for each Renew, None for each Release. Raises StoreError when Redis
+        fails (then none, some or all of them were done)."""
+        if not operations:
+            return []
+        lifetime_ms = int(self.lifetime * 1000)
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for operation in operations:
+                    holder = operation.holder if isinstance(operation, Claim) else ""
+                    self._scripts[type(operation)](
+                        keys=[self._hash_key(operation.sender_id),
+                              self._queue_key(operation.sender_id)],
+                        args=[holder, lifetime_ms, operation.ticket, IDLE_EXPIRY],
+                        client=pipe)
+                results = pipe.execute()
+        except (redis.RedisError, UnicodeError) as error:
+            raise store_failure(self._where, "take or give back leases", None, error) from error
+        return [self._result(operation, result)
+                for operation, result in zip(operations, results)]
+
+    @staticmethod
+    def _result(operation: Operation, result: Any) -> Any:
+        if isinstance(operation, Claim):
+            ticket, state, previous = result
+            return Claimed(int(ticket), int(state), previous.decode("utf-8", "surrogatepass"))
+        if isinstance(operation, Renew):
+            return bool(result)
+        return None
+
+    def _hash_key(self, sender_id: str) -> str:
+        return "{}:lock:{}".format(self._prefix, sender_id)
+
+    def _queue_key(self, sender_id: str) -> str:
+        return "{}:queue:{}".format(self._prefix, sender_id)
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except redis.RedisError:
+            pass
+
+    def __repr__(self) -> str:
+        return "RedisLockStore({!r}, prefix={!r})".format(self._where, self._prefix)
+
+
+__all__ = ["Claim", "Claimed", "DEFAULT_LIFETIME", "DEFAULT_WAIT_TIMEOUT", "DEFAULT_PREFIX", "EXPIRED", "GRANTED",
+           "Operation", "RedisLockStore", "Release", "Renew", "StoreError", "WAITING"]
