@@ -2,7 +2,8 @@
 
 The tree, in start order: the log file (``-o``), the actor system (store, worker pool,
 supervisor), the model watcher (when endpoints.yml names a model server), then the HTTP
-endpoint. Twisted stops children in
+endpoint, and with ``--workers N`` in the first process the other N-1 processes
+(``coreactors.workers``). Twisted stops children in
 reverse, so on SIGTERM the server first stops listening, then stops pulling models, then lets
 in-flight turns finish and stops every actor.
 
@@ -199,5 +200,18 @@ def make_service(options: Dict[str, Any], reactor: Any = None) -> ServerRoot:
     exposed = exposure_warning(listen, bool(options.get("enable_api")), authorize is not None)
     if exposed is not None:
         log.warn("{warning}", warning=exposed)
-    strports.service(listen, site, reactor=reactor).setServiceParent(root)
+    workers = int(options.get("workers") or 1)
+    if workers == 1:
+        strports.service(listen, site, reactor=reactor).setServiceParent(root)
+        return root
+    from coreactors.shared_port import ReusePortService, shared_port_address
+    from coreactors.workers import WorkerProcesses, worker_command
+    # Every process binds the port with a socket of its own (SO_REUSEPORT).
+    ReusePortService(shared_port_address(listen, None), site, reactor).setServiceParent(root)
+    if not options.get("worker_index"):
+        # Last, so Twisted (stopping children in reverse) stops it first: on SIGTERM the
+        # workers get theirs at once and drain while this process does the same, and this
+        # process, which waits for them, exits last (what systemd and a shell see). Added after
+        # the port, a port this process cannot bind stops the start before any worker starts.
+        WorkerProcesses(workers, worker_command(options), reactor).setServiceParent(root)
     return root

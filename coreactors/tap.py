@@ -1,19 +1,16 @@
 """The twistd plugin's options and service: ``twistd -n coreactors --enable_api -d MODEL ...``.
 
 The flags are those of ``python -m rasa_core.run``, plus ``--listen`` (any Twisted endpoint
-string, e.g. ``systemd:domain=INET:name=coreactors`` for socket activation).
+string, e.g. ``systemd:domain=INET:name=coreactors`` for socket activation) and ``--workers N``
+(N processes on one port: ``coreactors.workers``).
 """
 
+import os
 from typing import Any, Dict
 
 from twisted.python import usage
 
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError("must be at least 1")
-    return number
+from coreactors.options import FLAGS, PARAMETERS
 
 
 class Options(usage.Options):
@@ -21,40 +18,8 @@ class Options(usage.Options):
     longdesc = ("Runs the coreactors dialogue server (the Rasa Core 0.12 HTTP API). Without "
                 "-d it serves the embedded default bot, or, with a model server in the "
                 "endpoints file, waits for that server's model.")
-    optParameters = [
-        ["core", "d", None, "trained dialogue model folder (default: the embedded default bot)"],
-        ["nlu", "u", None, "NLU model folder (or project/model with an nlu endpoint)"],
-        ["port", "p", 5005, "port to listen on (all interfaces)", int],
-        ["listen", None, None, "Twisted endpoint to listen on instead of --port, e.g. "
-                               "tcp:5005:interface=127.0.0.1 or systemd:domain=INET:name=web"],
-        ["log_file", "o", None, "also write the log to this file"],
-        ["log_format", None, "text", "how -o writes the log: text, or json (one JSON object "
-                                     "per line, with each event's fields)"],
-        ["credentials", None, None, "channel credentials file (credentials.yml)"],
-        ["connector", "c", None, "the one channel to serve (rest or callback)"],
-        ["endpoints", None, None, "endpoints file (endpoints.yml)"],
-        ["auth_token", None, None, "API requests must carry ?token=<this>"],
-        ["jwt_secret", None, None, "JWT key for API requests"],
-        ["jwt_method", None, "HS256", "JWT algorithm"],
-        ["max_actors", None, 2000, "most conversation actors alive at once", int],
-        ["idle_timeout", None, 300.0, "seconds before an idle conversation actor stops", float],
-        ["max_body_bytes", None, 1000000, "largest request body accepted (bytes); larger "
-                                          "ones get 413", _positive_int],
-        ["max_model_bytes", None, 64 * 1024 * 1024, "largest model zip POST /model accepts "
-                                                    "(bytes)", _positive_int],
-        ["allow_class_path", None, None, "module prefixes (comma-separated, e.g. my_bot) a model "
-                                         "that arrives over the network (POST /model, the model "
-                                         "server) may import slot and policy classes from; "
-                                         "default: built-in classes only"],
-        ["cpus", None, None, "keep the server's threads on these CPUs, e.g. 0 or 0-1 (the "
-                             "notation of taskset -c; default: anywhere)"],
-    ]
-    optFlags = [
-        ["enable_api", None, "serve the HTTP API (otherwise only the channel webhooks)"],
-        ["verbose", "v", "log at INFO level (the default)"],
-        ["debug", None, "log at DEBUG level"],
-        ["quiet", None, "log warnings and errors only"],
-    ]
+    optParameters = PARAMETERS
+    optFlags = FLAGS
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,12 +51,28 @@ class Options(usage.Options):
                 check_cpus(self["cpus"])
             except ValueError as e:
                 raise usage.UsageError("--cpus: {}".format(e))
+        self._check_workers()
+
+    def _check_workers(self) -> None:
+        if self["worker_index"] >= self["workers"]:
+            raise usage.UsageError("--worker_index is set by the server for the processes it "
+                                   "starts (below --workers); do not set it")
+        if self["workers"] > 1:
+            from coreactors.shared_port import shared_port_address
+            try:
+                shared_port_address(self["listen"], self["port"])
+            except ValueError as e:
+                raise usage.UsageError("--workers {}: {}".format(self["workers"], e))
 
 
 def makeService(options: Dict[str, Any]):
     """The process's entry point under twistd: process-wide set-up, then the service tree."""
     from coreactors.log_observers import twistd_observer
     from coreactors.process import serve
+    if options.get("worker_index"):
+        # A worker the server started (--workers): first of all, tie its life to the parent's.
+        from coreactors.workers import die_with_parent, parent_pid
+        die_with_parent(parent_pid(os.environ))
     root = serve(dict(options))
     # twistd's options (our Options' parent): where twistd would write the log.
     root.log_observer = twistd_observer(getattr(options, "parent", None))

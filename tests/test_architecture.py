@@ -41,7 +41,8 @@ SERVER_LIBRARIES = ("twisted", "klein", "treq", "pykka", "zope", "werkzeug")
 SERVER_ROOMS = ("coreactors.actors", "coreactors.http", "coreactors.stores",
                 "coreactors.service", "coreactors.tap", "coreactors.cli", "coreactors.run",
                 "coreactors.train", "coreactors.evaluate", "coreactors.affinity",
-                "coreactors.fastpaths")
+                "coreactors.fastpaths", "coreactors.workers", "coreactors.shared_port",
+                "coreactors.options")
 # Plain Python over numpy: called by the actors, never calling them.
 PURE_ROOMS = ("coreactors.dialogue", "coreactors.nlu", "coreactors.policies",
               "coreactors.actions", "coreactors.training", "coreactors.processor",
