@@ -340,3 +340,83 @@ def test_several_processes_need_a_shared_store_and_a_lock_store(tmp_path):
         make_desk(endpoints(), alone, workers=2)
     with pytest.raises(ValueError, match="without a lock store"):
         make_desk(endpoints(), shared, workers=3)
+
+
+# --------------------------------------------------------------------------- actors under leases
+
+
+class CountingRedisStore:
+    """Makes a RedisTrackerStore that records each load_since (version asked, events got)."""
+
+    @staticmethod
+    def make(prefix):
+        from coreactors.stores.redis import RedisTrackerStore
+
+        class Counting(RedisTrackerStore):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.reads = []
+
+            def load_since(self, sender_id, version, fence=None):
+                since = super().load_since(sender_id, version, fence)
+                self.reads.append((version, None if since is None else len(since.events)))
+                return since
+        return Counting(redis_client(), prefix=prefix)
+
+
+def test_an_actor_reads_only_what_other_processes_wrote_since_its_version(prefix):
+    # Two supervisors stand for two processes on one Redis tracker store and lock store.
+    from coreactors.actors.conversation import ConversationActor
+    from coreactors.actors.supervisor import Supervisor
+    from coreactors.actors.worker_pool import InlineWorkerPool
+    from tests.test_actor_layer import FakeReactor, inline, make_model
+    model = make_model("one")
+    stores, supervisors, desks = [], [], []
+    for _ in range(2):
+        store = CountingRedisStore.make(prefix)
+        desk = LockDesk(locks_of(prefix), 5.0)
+        supervisor = Supervisor(store, model, reactor=FakeReactor(), pool=InlineWorkerPool(),
+                                actor_type=ConversationActor, run_in_thread=inline, desk=desk)
+        supervisor.start()
+        stores.append(store)
+        supervisors.append(supervisor)
+        desks.append(desk)
+
+    def turn(number, text):
+        supervisor = supervisors[number]
+        results = []
+        supervisor.handle_message("ada", text).addBoth(results.append)
+        deadline = time.monotonic() + 10
+        while not results:  # the desk grants from its thread; the pool runs here
+            assert time.monotonic() < deadline, "no answer"
+            supervisor.pool.run()
+            time.sleep(0.002)
+        assert not isinstance(results[0], Exception), results[0]
+        return [m.get("text") for m in results[0]]
+
+    try:
+        assert turn(0, "/greet") == ["hello from one"]
+        assert stores[0].reads == [(0, None)]  # a new conversation: one read, finding nothing
+        assert turn(0, "/goodbye") == ["bye"]
+        assert stores[0].reads == [(0, None)]  # it held the lease last: nothing to read
+        assert turn(1, "/greet") == ["hello from one"]
+        assert stores[1].reads == [(0, 9)]  # the other process reads it all (9 events) once
+        assert turn(0, "/goodbye") == ["bye"]
+        # Back in the first: only the other's one write since its version (2 writes).
+        assert stores[0].reads == [(0, None), (2, 4)]
+        stored = stores[0].load("ada")
+        names = [e.get("name") or e.get("text") for e in stored if e["event"] != "user"]
+        assert names == ["action_listen", "utter_greet", "hello from one", "action_listen",
+                         "utter_goodbye", "bye", "action_listen",
+                         "utter_greet", "hello from one", "action_listen",
+                         "utter_goodbye", "bye", "action_listen"]
+    finally:
+        for supervisor in supervisors:
+            supervisor.stop()
+            supervisor.pool.run()
+        pykka_stop_all()
+
+
+def pykka_stop_all():
+    import pykka
+    pykka.ActorRegistry.stop_all(timeout=5)

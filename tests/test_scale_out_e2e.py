@@ -3,8 +3,9 @@ store: turns of one conversation never interleave and keep their arrival order, 
 dies loses no answered turn and holds nobody up for long, and a process that stalled past its
 lease cannot write.
 
-Every process is a real ``coreactors.run`` server; the stores are a Redis of the test's own (and
-the PostgreSQL at 127.0.0.1:5432 for the SQL store), the action server is written here.
+Every process is a real ``coreactors.run`` server; the lock store is a Redis of the test's own,
+the tracker store that Redis or the PostgreSQL at 127.0.0.1:5432 (each test runs on both); the
+action server is written here.
 """
 
 import http.server
@@ -98,10 +99,36 @@ def endpoints_yml(workdir, redis_port, actions, store=None):
                                        LIFETIME))
 
 
+POSTGRES = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=2"
+SQL_STORE = ("tracker_store:\n  type: sql\n  dialect: postgresql\n  url: 127.0.0.1\n"
+             "  port: 5432\n  db: test\n  username: postgres\n")
+# Every sender of this run starts with it (the PostgreSQL store's rows are removed by it).
+RUN = "scale-" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="module", params=["redis", "postgresql"])
+def tracker_store(request):
+    """The tracker store block the cluster shares: Redis, or the PostgreSQL at 5432."""
+    if request.param == "redis":
+        yield None
+        return
+    import psycopg
+    try:
+        psycopg.connect(POSTGRES).close()
+    except psycopg.Error as error:
+        pytest.skip("no PostgreSQL at 127.0.0.1:5432 ({})".format(str(error).strip()))
+    yield SQL_STORE
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        mine = "SELECT id FROM conversations WHERE substring(sender_id for %s) = %s"
+        key = (len(RUN.encode()), RUN.encode())
+        admin.execute("DELETE FROM events WHERE conversation IN ({})".format(mine), key)
+        admin.execute("DELETE FROM conversations WHERE id IN ({})".format(mine), key)
+
+
 @pytest.fixture
-def cluster(model_dir, redis_port, actions, tmp_path):
+def cluster(model_dir, redis_port, actions, tracker_store, tmp_path):
     """Three server processes on the same stores (a function: some tests kill one)."""
-    endpoints = endpoints_yml(str(tmp_path), redis_port, actions)
+    endpoints = endpoints_yml(str(tmp_path), redis_port, actions, tracker_store)
     servers = []
     for number in range(3):
         workdir = str(tmp_path / "p{}".format(number))
@@ -148,7 +175,7 @@ def tracker_events(server, sender):
 
 def test_200_concurrent_turns_over_three_processes_none_interleaved(cluster, actions):
     actions.delay = 0.002
-    sender = "shared-" + uuid.uuid4().hex[:6]
+    sender = RUN + "-shared-" + uuid.uuid4().hex[:6]
     texts = ['/echo{{"n": "{}"}}'.format(n) for n in range(200)]
 
     def send(number):
@@ -172,7 +199,7 @@ def test_turns_keep_the_order_in_which_they_reached_the_cluster(cluster, actions
     # Each turn waits 30 ms for the action server while the next ones arrive, 10 ms apart, at
     # the three processes in turn: most of them wait for the lease held in another process.
     actions.delay = 0.03
-    sender = "ordered-" + uuid.uuid4().hex[:6]
+    sender = RUN + "-ordered-" + uuid.uuid4().hex[:6]
     texts = ['/echo{{"n": "{}"}}'.format(n) for n in range(45)]
     with ThreadPoolExecutor(45) as pool:
         futures = []
@@ -185,7 +212,7 @@ def test_turns_keep_the_order_in_which_they_reached_the_cluster(cluster, actions
 
 def test_a_process_killed_under_load_loses_no_answered_turn(cluster, actions):
     actions.delay = 0.002
-    senders = ["load-{}-{}".format(n, uuid.uuid4().hex[:6]) for n in range(6)]
+    senders = ["{}-load-{}-{}".format(RUN, n, uuid.uuid4().hex[:6]) for n in range(6)]
     answered = {sender: [] for sender in senders}
     lock = threading.Lock()
     stop = threading.Event()
@@ -231,7 +258,7 @@ def test_a_process_killed_under_load_loses_no_answered_turn(cluster, actions):
 
 
 def test_a_process_stalled_past_its_lease_cannot_write(cluster, actions):
-    sender = "stalled-" + uuid.uuid4().hex[:6]
+    sender = RUN + "-stalled-" + uuid.uuid4().hex[:6]
     stalled, other = cluster[0], cluster[2]
     assert say(stalled, sender, '/echo{"n": "first"}').status == 200
     result = {}
