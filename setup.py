@@ -35,8 +35,10 @@ setup(
         # Imported directly (routes, routing errors). Klein requires Werkzeug without bounds;
         # 2.2 brought the state-machine matcher that the routing tests count calls of.
         "werkzeug>=2.2,<4",
-        # The Redis tracker store (tracker_store: type: redis), as Rasa's.
-        "redis>=5,<9",
+        # The Redis tracker store (tracker_store: type: redis), as Rasa's, and the Redis lock
+        # store; hiredis is the C reply parser redis-py uses when it is installed (a command's
+        # client cost is what a busy server feels).
+        "redis[hiredis]>=5,<9",
         # The PostgreSQL tracker store (tracker_store: type: sql, dialect: postgresql).
         "psycopg[binary]>=3.1,<4",
     ],

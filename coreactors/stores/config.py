@@ -70,7 +70,7 @@ def store_from_endpoint(config: Optional[Dict[str, Any]],
     if store_type.lower() in MEMORY_TYPES:
         return InMemoryTrackerStore()
     if store_type.lower() in REDIS_TYPES:
-        return _redis_store(config)
+        return _redis_store(config, writer_setup)
     if store_type.lower() in SQL_TYPES:
         return _sql_store(config, default_path, writer_setup)
     raise ValueError("tracker_store type {!r} is not supported by coreactors; supported types "
@@ -159,14 +159,15 @@ def _sql_store(config: Dict[str, Any], default_path: str,
         password=_setting(config, "password", str, None))
 
 
-def _redis_store(config: Dict[str, Any]) -> TrackerStore:
+def _redis_store(config: Dict[str, Any],
+                 writer_setup: Optional[Callable[[], None]] = None) -> TrackerStore:
     from coreactors.stores.redis import DEFAULT_PREFIX, RedisTrackerStore
     return RedisTrackerStore.from_config(
         host=_setting(config, "url", str, "localhost"),
         port=_setting(config, "port", int, 6379), db=_setting(config, "db", int, 0),
         password=_setting(config, "password", str, None),
         record_exp=_setting(config, "record_exp", float, None),
-        prefix=_setting(config, "key_prefix", str, DEFAULT_PREFIX))
+        prefix=_setting(config, "key_prefix", str, DEFAULT_PREFIX), writer_setup=writer_setup)
 
 
 def _store_type(config: Dict[str, Any]) -> Optional[str]:

@@ -19,8 +19,8 @@ ms) and the sorted set ``{prefix}:queue:{sender}`` (the live tickets). Both expi
 without requests; a conversation's first ticket is the time in ms times 1,000, so tickets given
 after the keys expired (or Redis lost them) are still newer than any the stores have seen.
 
-Every operation is a Lua script; a batch of them (``run``) is one round trip. Every failure of
-Redis becomes ``StoreError``.
+A batch of operations (``run``) is one Lua script, one command and one round trip. Every
+failure of Redis becomes ``StoreError``.
 """
 
 from dataclasses import dataclass
@@ -39,67 +39,77 @@ DEFAULT_WAIT_TIMEOUT = 30.0
 # The lock keys of a conversation nobody asked about for this long go (seconds).
 IDLE_EXPIRY = 3600
 
-# Both scripts' head: the time now (ms), and the expired tickets at the front of the queue
-# removed (a dead process's tickets stop blocking the ones behind them). Expired tickets further
-# back are removed once they reach the front.
-_PRUNE = """
+# One script runs a whole batch of operations (one command, however many: the client's cost
+# per command is what a busy server feels). KEYS: each operation's hash and queue, in turn.
+# ARGV: the lifetime (ms), the idle expiry (s), then each operation's kind (c: claim, r: renew,
+# x: release), holder and ticket (0: a claim takes a new one). A claim answers {ticket, state,
+# previous holder}: state 1 the lease is the ticket's, 0 it waits, -1 the ticket has expired
+# (its process stopped renewing it) and is no more. A renew answers 1 while the ticket lives,
+# 0 once it has expired; a release answers 1.
+_BATCH = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local function prune()
+local lifetime, idle = tonumber(ARGV[1]), ARGV[2]
+
+-- The expired tickets at the front of the queue go (a dead process's tickets stop blocking
+-- the ones behind them); expired ones further back go once they reach the front.
+local function head(hash, queue)
   while true do
-    local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-    if head == nil then return nil end
-    local expiry = tonumber(redis.call('HGET', KEYS[1], 'e:' .. head))
-    if expiry ~= nil and expiry > now then return head end
-    redis.call('ZREM', KEYS[2], head)
-    redis.call('HDEL', KEYS[1], 'e:' .. head)
+    local first = redis.call('ZRANGE', queue, 0, 0)[1]
+    if first == nil then return nil end
+    local expiry = tonumber(redis.call('HGET', hash, 'e:' .. first))
+    if expiry ~= nil and expiry > now then return first end
+    redis.call('ZREM', queue, first)
+    redis.call('HDEL', hash, 'e:' .. first)
   end
 end
-local function keep()
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
-end
-"""
 
-# KEYS: hash, queue. ARGV: holder, lifetime ms, ticket (0: take a new one), idle expiry s.
-# Returns {ticket, state, previous holder}: state 1 the lease is this ticket's, 0 it waits,
-# -1 the ticket has expired (its process stopped renewing it) and is no more.
-_CLAIM = _PRUNE + """
-local ticket = ARGV[3]
-if ticket == '0' then
-  if redis.call('HEXISTS', KEYS[1], 'ticket') == 0 then
-    redis.call('HSET', KEYS[1], 'ticket', string.format('%.0f', now * 1000))
+local function keep(hash, queue, ticket)
+  redis.call('HSET', hash, 'e:' .. ticket, now + lifetime)
+  redis.call('EXPIRE', hash, idle)
+  redis.call('EXPIRE', queue, idle)
+end
+
+local function claim(hash, queue, holder, ticket)
+  if ticket == '0' then
+    if redis.call('HEXISTS', hash, 'ticket') == 0 then
+      redis.call('HSET', hash, 'ticket', string.format('%.0f', now * 1000))
+    end
+    -- '%.0f': tostring would write a ticket this large in exponent notation
+    ticket = string.format('%.0f', redis.call('HINCRBY', hash, 'ticket', 1))
+    redis.call('ZADD', queue, ticket, ticket)
+  elseif redis.call('ZSCORE', queue, ticket) == false then
+    return {ticket, -1, ''}
   end
-  -- '%.0f': tostring would write a ticket this large in exponent notation
-  ticket = string.format('%.0f', redis.call('HINCRBY', KEYS[1], 'ticket', 1))
-  redis.call('ZADD', KEYS[2], ticket, ticket)
-elseif redis.call('ZSCORE', KEYS[2], ticket) == false then
-  return {ticket, -1, ''}
+  keep(hash, queue, ticket)
+  if head(hash, queue) ~= ticket then
+    return {ticket, 0, ''}
+  end
+  local previous = redis.call('HGET', hash, 'holder') or ''
+  redis.call('HSET', hash, 'holder', holder)
+  return {ticket, 1, previous}
 end
-redis.call('HSET', KEYS[1], 'e:' .. ticket, now + tonumber(ARGV[2]))
-keep()
-if prune() ~= ticket then
-  return {ticket, 0, ''}
+
+local results = {}
+for i = 1, (#ARGV - 2) / 3 do
+  local kind, holder, ticket = ARGV[3 * i], ARGV[3 * i + 1], ARGV[3 * i + 2]
+  local hash, queue = KEYS[2 * i - 1], KEYS[2 * i]
+  if kind == 'c' then
+    results[i] = claim(hash, queue, holder, ticket)
+  elseif kind == 'r' then
+    if redis.call('ZSCORE', queue, ticket) == false then
+      results[i] = 0
+    else
+      keep(hash, queue, ticket)
+      results[i] = 1
+    end
+  else
+    redis.call('ZREM', queue, ticket)
+    redis.call('HDEL', hash, 'e:' .. ticket)
+    results[i] = 1
+  end
 end
-local previous = redis.call('HGET', KEYS[1], 'holder') or ''
-redis.call('HSET', KEYS[1], 'holder', ARGV[1])
-return {ticket, 1, previous}
-"""
-
-# KEYS: hash, queue. ARGV: -, lifetime ms, ticket, idle expiry s. Returns 1 when the ticket
-# lives on (renewed), 0 when it had expired and gone.
-_RENEW = _PRUNE + """
-if redis.call('ZSCORE', KEYS[2], ARGV[3]) == false then return 0 end
-redis.call('HSET', KEYS[1], 'e:' .. ARGV[3], now + tonumber(ARGV[2]))
-keep()
-return 1
-"""
-
-# KEYS: hash, queue. ARGV: -, -, ticket. The ticket is done (its turn is answered), or gives up.
-_RELEASE = """
-redis.call('ZREM', KEYS[2], ARGV[3])
-redis.call('HDEL', KEYS[1], 'e:' .. ARGV[3])
-return 1
+return results
 """
 
 GRANTED, WAITING, EXPIRED = 1, 0, -1
@@ -132,6 +142,7 @@ class Release:
 
 
 Operation = Union[Claim, Renew, Release]
+_KINDS = {Claim: "c", Renew: "r", Release: "x"}
 
 
 @dataclass(frozen=True)
@@ -155,9 +166,7 @@ class RedisLockStore:
         self._prefix = prefix
         self.lifetime = float(lifetime)
         self._where = where
-        self._scripts = {Claim: client.register_script(_CLAIM),
-                         Renew: client.register_script(_RENEW),
-                         Release: client.register_script(_RELEASE)}
+        self._batch = client.register_script(_BATCH)
 
     @classmethod
     def from_config(cls, host: str = "localhost", port: int = 6379, db: int = 0,
@@ -182,17 +191,16 @@ class RedisLockStore:
         fails (then none, some or all of them were done)."""
         if not operations:
             return []
-        lifetime_ms = int(self.lifetime * 1000)
+        keys: List[str] = []
+        args: List[Any] = [int(self.lifetime * 1000), IDLE_EXPIRY]
+        for operation in operations:
+            keys.append(self._hash_key(operation.sender_id))
+            keys.append(self._queue_key(operation.sender_id))
+            args.append(_KINDS[type(operation)])
+            args.append(operation.holder if isinstance(operation, Claim) else "")
+            args.append(operation.ticket)
         try:
-            with self._client.pipeline(transaction=False) as pipe:
-                for operation in operations:
-                    holder = operation.holder if isinstance(operation, Claim) else ""
-                    self._scripts[type(operation)](
-                        keys=[self._hash_key(operation.sender_id),
-                              self._queue_key(operation.sender_id)],
-                        args=[holder, lifetime_ms, operation.ticket, IDLE_EXPIRY],
-                        client=pipe)
-                results = pipe.execute()
+            results = self._batch(keys=keys, args=args)
         except (redis.RedisError, UnicodeError) as error:
             raise store_failure(self._where, "take or give back leases", None, error) from error
         return [self._result(operation, result)

@@ -31,20 +31,23 @@ long after its last write. ``conversation_ids`` leaves out the conversations tha
 Every other failure of Redis becomes ``StoreError``: unreachable, timed out, refused, out of
 memory, or a corrupt element. The server answers 503 for the turns that needed the store.
 redis-py connects again on the next call, so the server recovers by itself when Redis is back.
-Writes are made on the calling thread (a round trip on the same machine costs about what a
-SQLite commit does); ``append_then`` is the contract's synchronous default.
+
+Writes go through the store's writer thread (``coreactors.stores.writer``): the writes queued
+while one round trip was under way go to Redis together, in one pipeline, so an actor never
+waits for Redis and many turns share a round trip. Reads are made on the calling thread.
 """
 
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from coreactors.stores.base import (
-    Since, StaleLease, StoreError, VersionedTrackerStore, check_fence, check_sender_id,
-    check_version, events_of_rows, store_failure, write_row)
+    Done, Since, StaleLease, StoreError, VersionedTrackerStore, WriteChain, check_fence,
+    check_sender_id, check_version, events_of_rows, store_failure, write_row)
+from coreactors.stores.writer import APPEND, REPLACE, THEN, BatchWriter, Write
 
 DEFAULT_PREFIX = "coreactors"
 
@@ -90,36 +93,49 @@ end
 return {version, 0, redis.call('LRANGE', KEYS[1], since - base, -1)}
 """
 
-# KEYS: events list, meta hash, conversations zset, counter; ARGV: sender id, expiry in
-# seconds or 0, the writer's token or '', the row. Returns {version} once written, or
-# {-1, the conversation's token} when the writer's token is older (nothing written).
-_WRITE_HEAD = _OLDER + """
-local fence = redis.call('HGET', KEYS[2], 'fence') or '0'
-if ARGV[3] ~= '' and older(ARGV[3], fence) then
-  return {-1, fence}
+# A wave of writes (the writer thread's: one per conversation) in one script, one command.
+# KEYS: the conversations zset, its counter, then each write's events list and meta hash.
+# ARGV: the expiry in seconds or 0, then each write's kind (a: append, r: replace), sender id,
+# token or '', and row. Answers, for each write, {version} once written, or {-1, the
+# conversation's token} when the writer's token is older (nothing written).
+_WAVE = _OLDER + """
+local expiry = tonumber(ARGV[1])
+
+local function write(kind, events, meta, sender, token, row)
+  local fence = redis.call('HGET', meta, 'fence') or '0'
+  if token ~= '' and older(token, fence) then
+    return {-1, fence}
+  end
+  if redis.call('HEXISTS', meta, 'version') == 0 then
+    -- New, or of the earlier layout (one element per write, no hash): its writes so far.
+    redis.call('HSET', meta, 'version', redis.call('LLEN', events))
+  end
+  if kind == 'r' then
+    redis.call('DEL', events)
+  end
+  redis.call('RPUSH', events, row)
+  local version = redis.call('HINCRBY', meta, 'version', 1)
+  if token ~= '' and older(fence, token) then
+    redis.call('HSET', meta, 'fence', token)
+  end
+  if redis.call('ZSCORE', KEYS[1], sender) == false then
+    redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), sender)
+  end
+  if expiry > 0 then
+    redis.call('EXPIRE', events, expiry)
+    redis.call('EXPIRE', meta, expiry)
+  end
+  return {version}
 end
-if redis.call('HEXISTS', KEYS[2], 'version') == 0 then
-  -- New, or of the earlier layout (one element per write, no hash): its writes so far.
-  redis.call('HSET', KEYS[2], 'version', redis.call('LLEN', KEYS[1]))
+
+local results = {}
+for i = 1, (#ARGV - 1) / 4 do
+  local at = 4 * i - 2
+  results[i] = write(ARGV[at], KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[at + 1], ARGV[at + 2],
+                     ARGV[at + 3])
 end
+return results
 """
-_WRITE_TAIL = """
-local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
-if ARGV[3] ~= '' and older(fence, ARGV[3]) then
-  redis.call('HSET', KEYS[2], 'fence', ARGV[3])
-end
-if redis.call('ZSCORE', KEYS[3], ARGV[1]) == false then
-  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[1])
-end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
-end
-return {version}
-"""
-_APPEND = _WRITE_HEAD + "redis.call('RPUSH', KEYS[1], ARGV[4])\n" + _WRITE_TAIL
-_REPLACE = _WRITE_HEAD + "redis.call('DEL', KEYS[1])\nredis.call('RPUSH', KEYS[1], ARGV[4])\n" + \
-    _WRITE_TAIL
 
 # What a call to Redis may raise: its own errors, and a sender id it cannot encode.
 _FAILURES = (redis.RedisError, UnicodeError)
@@ -129,21 +145,24 @@ class RedisTrackerStore(VersionedTrackerStore):
     """Conversations in Redis; see the module docstring for the layout and the failures."""
 
     def __init__(self, client: "redis.Redis", prefix: str = DEFAULT_PREFIX,
-                 record_exp: Optional[float] = None, where: str = "Redis") -> None:
+                 record_exp: Optional[float] = None, where: str = "Redis",
+                 writer_setup: Optional[Callable[[], None]] = None) -> None:
+        """``writer_setup`` runs first on the store's writer thread."""
         self._client = client
         self._prefix = prefix
         self._expiry = int(record_exp) if record_exp else 0
         self._where = where
         self._load_script = client.register_script(_LOAD)
-        self._append_script = client.register_script(_APPEND)
-        self._replace_script = client.register_script(_REPLACE)
+        self._wave_script = client.register_script(_WAVE)
         self._closed = False
         self._lock = threading.Lock()
+        self._writer = BatchWriter(self._write_wave, where, writer_setup)
 
     @classmethod
     def from_config(cls, host: str = "localhost", port: int = 6379, db: int = 0,
                     password: Optional[str] = None, record_exp: Optional[float] = None,
-                    prefix: str = DEFAULT_PREFIX, timeout: float = 5.0) -> "RedisTrackerStore":
+                    prefix: str = DEFAULT_PREFIX, timeout: float = 5.0,
+                    writer_setup: Optional[Callable[[], None]] = None) -> "RedisTrackerStore":
         """Rasa's keys: ``url`` (a host name, or a ``redis://`` URL), ``port``, ``db``,
         ``password``, ``record_exp``. Nothing is connected until the first call."""
         # One retry at once: it reconnects a pooled connection Redis dropped (a restart, say),
@@ -157,7 +176,7 @@ class RedisTrackerStore(VersionedTrackerStore):
         else:
             client = redis.Redis(host=host, port=port, db=db, password=password, **settings)
             where = "Redis at {}:{}/{}".format(host, port, db)
-        return cls(client, prefix, record_exp, where)
+        return cls(client, prefix, record_exp, where, writer_setup)
 
     # ----------------------------------------------------------------- keys and failures
 
@@ -205,27 +224,54 @@ class RedisTrackerStore(VersionedTrackerStore):
 
     def append(self, sender_id: str, events: List[Dict[str, Any]],
                fence: Optional[int] = None) -> None:
-        self._write(self._append_script, "append to", sender_id, events, fence)
+        """Appends and returns once written (sharing the round trip with what is queued)."""
+        self._writer.submit(self._write(APPEND, sender_id, events, fence)).wait()
+
+    def append_then(self, sender_id: str, events: List[Dict[str, Any]], done: Done,
+                    chain: Optional[WriteChain] = None, fence: Optional[int] = None) -> None:
+        """Queues the append for the writer thread and returns; ``done`` is called from that
+        thread once it is written (or has failed)."""
+        self._writer.submit(self._write(APPEND, sender_id, events, fence, done, chain))
+
+    def then(self, sender_id: str, done: Done, chain: WriteChain) -> None:
+        self._writer.submit(Write(sender_id, THEN, done=done, chain=chain))
 
     def replace(self, sender_id: str, events: List[Dict[str, Any]],
                 fence: Optional[int] = None) -> None:
-        self._write(self._replace_script, "replace", sender_id, events, fence)
+        """Replaces the conversation once the writes queued before are done; waits for it."""
+        self._writer.submit(self._write(REPLACE, sender_id, events, fence)).wait()
 
-    def _write(self, script: Any, what: str, sender_id: str,
-               events: List[Dict[str, Any]], fence: Optional[int]) -> None:
-        check_sender_id(sender_id)
-        check_fence(sender_id, fence)
-        row = write_row(sender_id, events)
-        self._check_open(what, sender_id)
+    def _write(self, kind: str, sender_id: str, events: List[Dict[str, Any]],
+               fence: Optional[int], done: Optional[Done] = None,
+               chain: Optional[WriteChain] = None) -> Write:
+        """The write, its events encoded here (a bad one is refused without a write)."""
         try:
-            result = script(keys=[self._events_key(sender_id), self._meta_key(sender_id),
-                                  self._conversations_key(), self._counter_key()],
-                            args=[sender_id, self._expiry,
-                                  "" if fence is None else str(fence), row])
+            check_sender_id(sender_id)
+            check_fence(sender_id, fence)
+            row = write_row(sender_id, events)
+        except StoreError as error:
+            return Write(str(sender_id), kind, done=done, chain=chain, error=error)
+        return Write(sender_id, kind, row, fence, done, chain)
+
+    def _write_wave(self, wave: List[Write]) -> None:
+        """The writer thread: the wave's writes in one script."""
+        keys = [self._conversations_key(), self._counter_key()]
+        args: List[Any] = [self._expiry]
+        for write in wave:
+            keys.append(self._events_key(write.sender_id))
+            keys.append(self._meta_key(write.sender_id))
+            args.append("a" if write.kind == APPEND else "r")
+            args.append(write.sender_id)
+            args.append("" if write.fence is None else str(write.fence))
+            args.append(write.row)
+        try:
+            results = self._wave_script(keys=keys, args=args)
         except _FAILURES as error:
-            raise self._failure(what, sender_id, error) from error
-        if result[0] == -1:
-            raise StaleLease(sender_id, fence, int(result[1]))  # type: ignore[arg-type]
+            raise self._failure("write to", None, error) from error
+        for write, result in zip(wave, results):
+            if result[0] == -1:
+                write.error = StaleLease(write.sender_id, write.fence,  # type: ignore[arg-type]
+                                         int(result[1]))
 
     def conversation_ids(self) -> List[str]:
         self._check_open("list conversations", None)
@@ -247,6 +293,7 @@ class RedisTrackerStore(VersionedTrackerStore):
             if self._closed:
                 return
             self._closed = True
+        self._writer.close()  # what is queued is written first
         try:
             self._client.close()
         except redis.RedisError:
