@@ -120,6 +120,10 @@ def make_desk(endpoints: AvailableEndpoints, store: TrackerStore, workers: int =
             "lock_store: type: redis to endpoints.yml".format(workers))
     if locks is None:
         return None
+    from coreactors.stores.redis import RedisTrackerStore
+    if isinstance(store, RedisTrackerStore) and locks.shares_server_with(store.client):
+        # One Redis for both: a turn's write gives its lease back in the same script.
+        store.give_back_leases(locks.lease_keys)
     return LockDesk(locks, lock_wait_timeout(endpoints.lock_store))
 
 

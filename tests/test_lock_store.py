@@ -8,11 +8,11 @@ import uuid
 import pytest
 
 from coreactors.actors.interface import ConversationError, StoreUnavailable
-from coreactors.actors.lock_desk import Lease, LockDesk
-from coreactors.stores.base import StoreError
+from coreactors.actors.lock_desk import LockDesk
+from coreactors.stores.base import StoreError, WriteChain
 from coreactors.stores.config import lock_store_from_endpoint, lock_wait_timeout
 from coreactors.stores.lock import (
-    EXPIRED, GRANTED, WAITING, Claim, RedisLockStore, Release, Renew)
+    EXPIRED, GRANTED, WAITING, Claim, Lease, RedisLockStore, Release, Renew)
 from tests.live_server import free_port, start_redis
 from tests.test_stores import redis_client
 
@@ -420,3 +420,57 @@ def test_an_actor_reads_only_what_other_processes_wrote_since_its_version(prefix
 def pykka_stop_all():
     import pykka
     pykka.ActorRegistry.stop_all(timeout=5)
+
+
+def test_a_store_on_the_lock_stores_redis_gives_the_lease_back_with_the_write(prefix):
+    from coreactors.stores.base import StaleLease
+    from coreactors.stores.redis import RedisTrackerStore
+    locks = locks_of(prefix)
+    store = RedisTrackerStore(redis_client(), prefix=prefix)
+    store.give_back_leases(locks.lease_keys)
+    try:
+        first = locks.run([Claim("ada", "p1.1")])[0]
+        lease = Lease("ada", first.ticket, "p1.1", first.previous)
+        outcome = []
+        store.append_then("ada", [{"event": "action", "name": "action_listen"}],
+                          outcome.append, fence=lease.ticket, lease=lease)
+        store.then("ada", outcome.append, WriteChain())
+        deadline = time.monotonic() + 5
+        while len(outcome) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert outcome[0] is None and lease.given_back
+        # The next ticket holds the lease at once: nobody had to send it back.
+        second = locks.run([Claim("ada", "p2.1")])[0]
+        assert second.state == GRANTED and second.previous == "p1.1"
+        store.load_since("ada", 1, fence=second.ticket)
+        # A write under the lost first lease is refused, and gives nothing back.
+        stale = Lease("ada", first.ticket, "p1.1", "")
+        with pytest.raises(StaleLease):
+            store.append("ada", [{"event": "action", "name": "action_listen"}],
+                         fence=first.ticket)
+        refused = []
+        store.append_then("ada", [{"event": "action", "name": "action_listen"}],
+                          refused.append, fence=stale.ticket, lease=stale)
+        while not refused:
+            time.sleep(0.005)
+        assert isinstance(refused[0], StaleLease) and not stale.given_back
+        assert locks.run([Claim("ada", "p3.1")])[0].state == WAITING  # second still holds
+    finally:
+        store.close()
+
+
+def test_the_lease_goes_back_with_the_write_only_on_the_same_redis(prefix):
+    from coreactors.endpoints import AvailableEndpoints
+    from coreactors.service import make_desk
+    from coreactors.stores.redis import RedisTrackerStore
+    lock = {"type": "redis", "url": "127.0.0.1", "port": 6379}
+    same = RedisTrackerStore.from_config("127.0.0.1", 6379)
+    other_db = RedisTrackerStore.from_config("127.0.0.1", 6379, db=1)
+    try:
+        make_desk(AvailableEndpoints({"lock_store": lock}), same)
+        make_desk(AvailableEndpoints({"lock_store": lock}), other_db)
+        assert same._lease_keys is not None and other_db._lease_keys is None
+    finally:
+        same.close()
+        other_db.close()

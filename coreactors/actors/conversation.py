@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from coreactors import fastpaths
 from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.interface import ConversationError, StoreUnavailable
-from coreactors.actors.lock_desk import Lease
+from coreactors.stores.lock import Lease
 from coreactors.actors.messages import (
     AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
     LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeConversation,
@@ -144,7 +144,7 @@ class Conversation:
                 self._version += 1
                 self.store.append_then(self.sender_id, [e.as_dict() for e in new],
                                        _Answer(reply, value), self._chain,
-                                       fence=self._lease.ticket)
+                                       fence=self._lease.ticket, lease=self._lease)
         elif self._chain.pending():
             self.store.then(self.sender_id, _Answer(reply, value), self._chain)
         else:

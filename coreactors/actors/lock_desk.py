@@ -24,7 +24,6 @@ no actor's state and no Twisted API.
 import collections
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from twisted.logger import Logger
@@ -33,29 +32,13 @@ from coreactors.actors.interface import ConversationError, StoreUnavailable
 from coreactors.log_observers import levelled
 from coreactors.stores.base import StoreError
 from coreactors.stores.lock import (
-    DEFAULT_WAIT_TIMEOUT, EXPIRED, GRANTED, Claim, Operation, RedisLockStore, Release, Renew)
+    DEFAULT_WAIT_TIMEOUT, EXPIRED, GRANTED, Claim, Lease, Operation, RedisLockStore, Release,
+    Renew)
 
 log = Logger(observer=levelled)
 
 FIRST_POLL = 0.002
 LAST_POLL = 0.02
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A conversation's lease, held by one request: ``ticket`` is its fencing token;
-    ``previous`` is the holder that had the lease before (``holder`` itself when nobody else
-    has read or written the conversation since this holder's last lease)."""
-
-    sender_id: str
-    ticket: int
-    holder: str
-    previous: str
-
-    @property
-    def others_held_it(self) -> bool:
-        """Whether another holder may have written since this holder last held the lease."""
-        return self.previous != self.holder
 
 
 Granted = Callable[[Lease], None]
@@ -96,6 +79,8 @@ class LockDesk:
         self._held: Dict[Tuple[str, int], Lease] = {}
         self._unreleased: List[Release] = []
         self._renew_at = 0.0
+        self.rounds = 0  # round trips to the lock store so far (for metrics)
+        self.operations = 0  # operations they carried
 
     # ----------------------------------------------------------------- any thread
 
@@ -180,7 +165,8 @@ class LockDesk:
         for item in batch:
             if isinstance(item, Lease):
                 self._held.pop((item.sender_id, item.ticket), None)
-                add(Release(item.sender_id, item.ticket))
+                if not item.given_back:  # else the turn's write gave it back already
+                    add(Release(item.sender_id, item.ticket))
                 given_back.add(item.sender_id)
             else:
                 add(Claim(item.sender_id, item.holder), item)
@@ -205,6 +191,8 @@ class LockDesk:
             for queue in self._waiting.values():
                 for pending in list(queue)[1:]:  # the heads are claimed again above or soon
                     add(Renew(pending.sender_id, pending.ticket), pending)
+        self.rounds += 1
+        self.operations += len(operations)
         try:
             results = self.locks.run(operations)
         except StoreError as error:
@@ -292,7 +280,8 @@ class LockDesk:
         for item in batch:
             if isinstance(item, Lease):
                 self._held.pop((item.sender_id, item.ticket), None)
-                releases.append(Release(item.sender_id, item.ticket))
+                if not item.given_back:
+                    releases.append(Release(item.sender_id, item.ticket))
             else:
                 self._call(item.refused, stopped)
         for queue in self._waiting.values():
@@ -315,4 +304,4 @@ class LockDesk:
             log.failure("A lock desk callback failed.")
 
 
-__all__ = ["DEFAULT_WAIT_TIMEOUT", "Lease", "LockDesk"]
+__all__ = ["DEFAULT_WAIT_TIMEOUT", "Lease", "LockDesk"]  # Lease: coreactors.stores.lock's

@@ -18,7 +18,7 @@ from coreactors.actors.interface import MessageListener
 from coreactors.dialogue.tracker import EventVerbosity
 
 if TYPE_CHECKING:  # only for the annotations: the model is a value carried along
-    from coreactors.actors.lock_desk import Lease
+    from coreactors.stores.lock import Lease
     from coreactors.actors.reply import Reply
     from coreactors.model import Model
 

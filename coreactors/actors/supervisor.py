@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from coreactors.actions.remote import ActionServerClient
 from coreactors.actors.conversation import Conversation, conversation_actor_type
 from coreactors.actors.interface import ConversationError, NoModelLoaded, StoreUnavailable
-from coreactors.actors.lock_desk import Lease, LockDesk
+from coreactors.actors.lock_desk import LockDesk
 from coreactors.actors.messages import (
     AppendEvents, Ask, ConversationRequest, Execute, GetStory, GetTracker, HandleMessage,
     LogMessage, MessageListener, Passivate, Predict, ReplaceEvents, TakeConversation,
@@ -42,6 +42,7 @@ from coreactors.model import Model
 from coreactors.model_archives import ModelArchives
 from coreactors.processor import MessageProcessor
 from coreactors.stores.base import StoreError, TrackerStore
+from coreactors.stores.lock import Lease
 
 log = Logger(observer=levelled)
 
@@ -152,6 +153,8 @@ class Supervisor:
             pool.stop()
             if desk is not None:
                 desk.stop()  # refuses what still waits for a lease, gives back what is held
+                log.debug("The lock desk made {rounds} round trips for {operations} "
+                          "operations.", rounds=desk.rounds, operations=desk.operations)
         return self.run_in_thread(stop_all)
 
     # ----------------------------------------------------------------- models

@@ -134,7 +134,8 @@ class TrackerStore:
         raise NotImplementedError
 
     def append_then(self, sender_id: str, events: List[Dict[str, Any]], done: Done,
-                    chain: Optional[WriteChain] = None, fence: Optional[int] = None) -> None:
+                    chain: Optional[WriteChain] = None, fence: Optional[int] = None,
+                    lease: Any = None) -> None:
         """Appends like ``append``, then calls ``done(None)``, or ``done(error)`` if it failed.
 
         This store writes at once, on the calling thread; a store that writes in the
@@ -142,7 +143,9 @@ class TrackerStore:
         Either way writes are done, and ``done`` called, in the order of the calls. With a
         ``chain``, an append after a failed one of the same chain fails without a write.
         A ``fence`` goes to ``append`` (a versioned store's; it is a ``StaleLease`` when the
-        lease was lost), and only when given, since the local stores take none.
+        lease was lost), and only when given, since the local stores take none. ``lease``, the
+        request's, is for a store that can give it back with the write (the Redis store on
+        the lock store's Redis); this one cannot, and leaves it to the lock desk.
         """
         if chain is not None:
             chain.issued += 1

@@ -23,14 +23,16 @@ A batch of operations (``run``) is one Lua script, one command and one round tri
 failure of Redis becomes ``StoreError``.
 """
 
-from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Union
+import threading
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from coreactors.stores.base import StoreError, store_failure
+from coreactors.stores.redis_link import RedisLink, Script
 
 DEFAULT_PREFIX = "coreactors"
 DEFAULT_LIFETIME = 10.0
@@ -115,6 +117,26 @@ return results
 GRANTED, WAITING, EXPIRED = 1, 0, -1
 
 
+@dataclass
+class Lease:
+    """A conversation's lease, held by one request: ``ticket`` is its fencing token;
+    ``previous`` is the holder that had the lease before (``holder`` itself when nobody else
+    has read or written the conversation since this holder's last lease). ``given_back`` is
+    set by a tracker store that gave the lease back in the same script as the request's write
+    (``RedisTrackerStore.give_back_leases``): the lock desk then has nothing left to send."""
+
+    sender_id: str
+    ticket: int
+    holder: str
+    previous: str
+    given_back: bool = field(default=False, compare=False)
+
+    @property
+    def others_held_it(self) -> bool:
+        """Whether another holder may have written since this holder last held the lease."""
+        return self.previous != self.holder
+
+
 @dataclass(frozen=True)
 class Claim:
     """Take the lease for ``sender_id`` as ``holder``: with a new ticket (``ticket`` 0), or
@@ -166,7 +188,11 @@ class RedisLockStore:
         self._prefix = prefix
         self.lifetime = float(lifetime)
         self._where = where
-        self._batch = client.register_script(_BATCH)
+        self._batch = Script(_BATCH)
+        # The desk's thread calls ``run`` on every turn: a connection of its own (the lock
+        # keeps any other caller, a test say, from sharing it at the same moment).
+        self._link = RedisLink(client)
+        self._link_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, host: str = "localhost", port: int = 6379, db: int = 0,
@@ -200,7 +226,8 @@ class RedisLockStore:
             args.append(operation.holder if isinstance(operation, Claim) else "")
             args.append(operation.ticket)
         try:
-            results = self._batch(keys=keys, args=args)
+            with self._link_lock:
+                results = self._link.run_script(self._batch, keys, args)
         except (redis.RedisError, UnicodeError) as error:
             raise store_failure(self._where, "take or give back leases", None, error) from error
         return [self._result(operation, result)
@@ -215,6 +242,19 @@ class RedisLockStore:
             return bool(result)
         return None
 
+    def lease_keys(self, sender_id: str) -> Tuple[str, str]:
+        """The conversation's lock keys (its hash and its queue), for a tracker store on the
+        same Redis that gives leases back with its writes."""
+        return self._hash_key(sender_id), self._queue_key(sender_id)
+
+    def shares_server_with(self, client: "redis.Redis") -> bool:
+        """Whether ``client`` talks to the very Redis (host, port, database) this store does."""
+        def where(of: "redis.Redis") -> Tuple[Any, ...]:
+            settings = of.connection_pool.connection_kwargs
+            return (settings.get("host"), settings.get("port"), settings.get("db", 0),
+                    settings.get("path"))
+        return where(client) == where(self._client)
+
     def _hash_key(self, sender_id: str) -> str:
         return "{}:lock:{}".format(self._prefix, sender_id)
 
@@ -222,6 +262,8 @@ class RedisLockStore:
         return "{}:queue:{}".format(self._prefix, sender_id)
 
     def close(self) -> None:
+        with self._link_lock:
+            self._link.close()
         try:
             self._client.close()
         except redis.RedisError:
@@ -231,5 +273,5 @@ class RedisLockStore:
         return "RedisLockStore({!r}, prefix={!r})".format(self._where, self._prefix)
 
 
-__all__ = ["Claim", "Claimed", "DEFAULT_LIFETIME", "DEFAULT_WAIT_TIMEOUT", "DEFAULT_PREFIX", "EXPIRED", "GRANTED",
+__all__ = ["Claim", "Claimed", "Lease", "DEFAULT_LIFETIME", "DEFAULT_WAIT_TIMEOUT", "DEFAULT_PREFIX", "EXPIRED", "GRANTED",
            "Operation", "RedisLockStore", "Release", "Renew", "StoreError", "WAITING"]

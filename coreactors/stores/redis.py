@@ -38,7 +38,7 @@ waits for Redis and many turns share a round trip. Reads are made on the calling
 """
 
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import redis
 from redis.backoff import NoBackoff
@@ -47,6 +47,8 @@ from redis.retry import Retry
 from coreactors.stores.base import (
     Done, Since, StaleLease, StoreError, VersionedTrackerStore, WriteChain, check_fence,
     check_sender_id, check_version, events_of_rows, store_failure, write_row)
+from coreactors.stores.lock import Lease
+from coreactors.stores.redis_link import RedisLink, Script
 from coreactors.stores.writer import APPEND, REPLACE, THEN, BatchWriter, Write
 
 DEFAULT_PREFIX = "coreactors"
@@ -94,10 +96,12 @@ return {version, 0, redis.call('LRANGE', KEYS[1], since - base, -1)}
 """
 
 # A wave of writes (the writer thread's: one per conversation) in one script, one command.
-# KEYS: the conversations zset, its counter, then each write's events list and meta hash.
-# ARGV: the expiry in seconds or 0, then each write's kind (a: append, r: replace), sender id,
-# token or '', and row. Answers, for each write, {version} once written, or {-1, the
-# conversation's token} when the writer's token is older (nothing written).
+# KEYS: the conversations zset, its counter, then each write's events list, meta hash, and the
+# lock store's hash and queue of the conversation. ARGV: the expiry in seconds or 0, then each
+# write's kind (a: append, r: replace), sender id, token or '', row, and the ticket to give
+# back once written or '' (see give_back_leases). Answers, for each write, {version} once
+# written, or {-1, the conversation's token} when the writer's token is older (nothing
+# written, nothing given back).
 _WAVE = _OLDER + """
 local expiry = tonumber(ARGV[1])
 
@@ -129,10 +133,15 @@ local function write(kind, events, meta, sender, token, row)
 end
 
 local results = {}
-for i = 1, (#ARGV - 1) / 4 do
-  local at = 4 * i - 2
-  results[i] = write(ARGV[at], KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[at + 1], ARGV[at + 2],
+for i = 1, (#ARGV - 1) / 5 do
+  local at, keys = 5 * i - 3, 4 * i - 1
+  results[i] = write(ARGV[at], KEYS[keys], KEYS[keys + 1], ARGV[at + 1], ARGV[at + 2],
                      ARGV[at + 3])
+  local ticket = ARGV[at + 4]
+  if ticket ~= '' and results[i][1] ~= -1 then
+    redis.call('ZREM', KEYS[keys + 3], ticket)
+    redis.call('HDEL', KEYS[keys + 2], 'e:' .. ticket)
+  end
 end
 return results
 """
@@ -153,10 +162,12 @@ class RedisTrackerStore(VersionedTrackerStore):
         self._expiry = int(record_exp) if record_exp else 0
         self._where = where
         self._load_script = client.register_script(_LOAD)
-        self._wave_script = client.register_script(_WAVE)
+        self._wave_script = Script(_WAVE)
+        self._link = RedisLink(client)  # the writer thread's own connection
         self._closed = False
         self._lock = threading.Lock()
         self._writer = BatchWriter(self._write_wave, where, writer_setup)
+        self._lease_keys: Optional[Callable[[str], Tuple[str, str]]] = None
 
     @classmethod
     def from_config(cls, host: str = "localhost", port: int = 6379, db: int = 0,
@@ -228,10 +239,26 @@ class RedisTrackerStore(VersionedTrackerStore):
         self._writer.submit(self._write(APPEND, sender_id, events, fence)).wait()
 
     def append_then(self, sender_id: str, events: List[Dict[str, Any]], done: Done,
-                    chain: Optional[WriteChain] = None, fence: Optional[int] = None) -> None:
+                    chain: Optional[WriteChain] = None, fence: Optional[int] = None,
+                    lease: Optional[Lease] = None) -> None:
         """Queues the append for the writer thread and returns; ``done`` is called from that
-        thread once it is written (or has failed)."""
-        self._writer.submit(self._write(APPEND, sender_id, events, fence, done, chain))
+        thread once it is written (or has failed). ``lease`` (the request's) is given back in
+        the same script when ``give_back_leases`` was called, and marked so."""
+        write = self._write(APPEND, sender_id, events, fence, done, chain)
+        if self._lease_keys is not None:
+            write.lease = lease
+        self._writer.submit(write)
+
+    @property
+    def client(self) -> "redis.Redis":
+        """The redis-py client (to tell whether another store talks to the same Redis)."""
+        return self._client
+
+    def give_back_leases(self, lease_keys: Callable[[str], Tuple[str, str]]) -> None:
+        """From now on an append made under a lease gives the lease back with its write, in
+        one script: the lock store (``lease_keys`` names a conversation's lock hash and queue)
+        is on this very Redis, so the lock desk need not send it back itself."""
+        self._lease_keys = lease_keys
 
     def then(self, sender_id: str, done: Done, chain: WriteChain) -> None:
         self._writer.submit(Write(sender_id, THEN, done=done, chain=chain))
@@ -258,17 +285,26 @@ class RedisTrackerStore(VersionedTrackerStore):
         keys = [self._conversations_key(), self._counter_key()]
         args: List[Any] = [self._expiry]
         for write in wave:
-            keys.append(self._events_key(write.sender_id))
+            events_key = self._events_key(write.sender_id)
+            keys.append(events_key)
             keys.append(self._meta_key(write.sender_id))
+            lease = write.lease
+            if lease is not None and self._lease_keys is not None:
+                keys.extend(self._lease_keys(write.sender_id))
+            else:
+                keys.extend((events_key, events_key))  # named, not touched
             args.append("a" if write.kind == APPEND else "r")
             args.append(write.sender_id)
             args.append("" if write.fence is None else str(write.fence))
             args.append(write.row)
+            args.append("" if lease is None else str(lease.ticket))
         try:
-            results = self._wave_script(keys=keys, args=args)
+            results = self._link.run_script(self._wave_script, keys, args)
         except _FAILURES as error:
             raise self._failure("write to", None, error) from error
         for write, result in zip(wave, results):
+            if result[0] != -1 and write.lease is not None:
+                write.lease.given_back = True
             if result[0] == -1:
                 write.error = StaleLease(write.sender_id, write.fence,  # type: ignore[arg-type]
                                          int(result[1]))
@@ -294,6 +330,7 @@ class RedisTrackerStore(VersionedTrackerStore):
                 return
             self._closed = True
         self._writer.close()  # what is queued is written first
+        self._link.close()
         try:
             self._client.close()
         except redis.RedisError:

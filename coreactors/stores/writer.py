@@ -14,7 +14,7 @@ write: only told when its chain's earlier writes are done) waits its turn the sa
 
 import queue
 import threading
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 from twisted.logger import Logger
 
@@ -30,7 +30,8 @@ class Write:
     """One write for the writer thread. ``row`` is the write's events, encoded on the caller's
     thread (so a bad event is refused in its turn); ``fence`` its lease's token, if any."""
 
-    __slots__ = ("sender_id", "kind", "row", "fence", "done", "chain", "error", "_signal")
+    __slots__ = ("sender_id", "kind", "row", "fence", "done", "chain", "error", "lease",
+                 "_signal")
 
     def __init__(self, sender_id: str, kind: str, row: Optional[str] = None,
                  fence: Optional[int] = None, done: Optional[Done] = None,
@@ -43,6 +44,7 @@ class Write:
         self.done = done
         self.chain = chain
         self.error = error
+        self.lease: Optional[Any] = None  # a lease the store gives back with the write
         self._signal: Optional[threading.Lock] = None
         if done is None:
             self._signal = threading.Lock()  # a caller that waits for the write
