@@ -474,3 +474,12 @@ def test_the_lease_goes_back_with_the_write_only_on_the_same_redis(prefix):
     finally:
         same.close()
         other_db.close()
+
+
+def test_a_redis_that_forgot_the_scripts_is_taught_them_again(prefix):
+    # After a restart Redis knows no script: the lock store (and the tracker store's writer,
+    # through the same RedisLink) load theirs again and go on.
+    locks = locks_of(prefix)
+    first = locks.run([Claim("ada", "p1.1")])[0]
+    redis_client().script_flush()
+    assert locks.run([Release("ada", first.ticket), Claim("ada", "p1.1")])[1].state == GRANTED

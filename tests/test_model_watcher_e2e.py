@@ -568,3 +568,41 @@ def test_swap_under_load(bots, tmp_path):
         stop.set()
         server.stop()
         model_server.stop()
+
+
+def test_every_process_of_workers_pulls_and_they_converge(bots, tmp_path):
+    """--workers 2 on a Redis tracker and lock store: each process polls the model server
+    itself (with its own If-None-Match) and both serve each new model."""
+    from live_server import start_redis
+    workdir = str(tmp_path)
+    redis_port = free_port()
+    redis = start_redis(redis_port, workdir)
+    model_server = ModelServerProcess().start(kind="zip", path=bots.zip_a, etag="a-1")
+    block = "  type: redis\n  url: 127.0.0.1\n  port: {}\n".format(redis_port)
+    endpoints = endpoints_file(workdir, model_server)
+    with open(endpoints) as f:
+        shared = f.read().replace("tracker_store:\n  type: memory\n",
+                                  "tracker_store:\n" + block + "lock_store:\n" + block)
+    write(endpoints, shared)
+    server = start_server(workdir, ["--endpoints", endpoints, "--workers", "2"])
+
+    def fingerprints() -> set:
+        # A new connection each time: the kernel spreads them over both processes.
+        return {fingerprint(server) for _ in range(30)}
+
+    def first_pulls() -> int:
+        return [r["if_none_match"] for r in model_server.requests()].count(None)
+    try:
+        # Each process pulls once with nothing (its first pull), then with what it has.
+        wait_for(lambda: first_pulls() == 2, what="two processes pulling")
+        wait_for(lambda: fingerprints() == {"a-1"}, what="both processes on a-1")
+        assert all(r["if_none_match"] == "a-1" for r in wait_pulls(model_server, 4))
+        assert first_pulls() == 2
+        model_server.set(kind="zip", path=bots.zip_b, etag="b-1")
+        wait_for(lambda: fingerprints() == {"b-1"}, what="both processes on b-1")
+        assert turn(server, "after-swap", "/greet") == B_TURN
+    finally:
+        server.stop()
+        model_server.stop()
+        redis.kill()
+        redis.wait()
