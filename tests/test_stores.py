@@ -1337,13 +1337,88 @@ def test_an_older_token_never_lowers_the_conversations(shared):
     assert shared.load("ada") == turn(1) + turn(2)
 
 
-def test_a_read_with_a_token_makes_no_unknown_conversation(shared):
-    assert shared.load_since("nobody", 0, fence=5) is None
-    assert shared.conversation_ids() == []
+def unknown_everywhere(store, sender_id):
+    """Whether every reader takes the conversation for unknown."""
+    return (store.load_since(sender_id, 0) is None and store.load(sender_id) is None
+            and sender_id not in store.conversation_ids())
+
+
+def test_a_read_with_a_token_of_an_unknown_conversation_fences_its_first_write(shared):
+    shared.append("first", turn(0))
+    assert shared.load_since("ada", 0, fence=5) is None
+    assert unknown_everywhere(shared, "ada") and shared.conversation_ids() == ["first"]
+    assert shared.load_since("ada", 3, fence=5) is None  # read again under the same lease
+    with pytest.raises(StaleLease) as raised:
+        shared.append("ada", turn(1), fence=4)
+    assert (raised.value.fence, raised.value.newest) == (4, 5)
+    with pytest.raises(StaleLease, match=r"token 3 is older .*\(5\)"):
+        shared.replace("ada", turn(1), fence=3)
+    assert unknown_everywhere(shared, "ada")  # nothing written
+    shared.append("bob", turn(2))
+    # The same token writes: the conversation's first write, placed after bob's.
+    shared.append("ada", turn(1), fence=5)
+    assert shared.load_since("ada", 0) == Since(turn(1), 1, True)
+    assert shared.conversation_ids() == ["first", "bob", "ada"]
+    with pytest.raises(StaleLease):
+        shared.append("ada", turn(2), fence=4)
+    shared.append("ada", turn(2), fence=6)
+    assert shared.load_since("ada", 1) == Since(turn(2), 2, False)
+
+
+def test_a_lease_holder_that_found_nothing_cannot_write_under_the_next_one(shared):
+    # A (token 5) reads a new conversation and stalls; B (token 7) reads it; A resumes.
+    stalled = another(shared)
+    try:
+        assert stalled.load_since("ada", 0, fence=5) is None
+        assert shared.load_since("ada", 0, fence=7) is None
+        with pytest.raises(StaleLease, match=r"token 5 is older .*\(7\)"):
+            stalled.append("ada", turn(1), fence=5)
+        with pytest.raises(StaleLease):
+            stalled.replace("ada", turn(1), fence=6)
+        assert unknown_everywhere(shared, "ada")
+        shared.append("ada", turn(2), fence=7)  # B writes on what it read: nothing
+        assert stalled.load_since("ada", 0) == Since(turn(2), 1, True)
+        assert shared.conversation_ids() == ["ada"]
+        # An older token read afterwards lowers nothing.
+        assert stalled.load_since("ada", 1, fence=6) == Since([], 1, False)
+        with pytest.raises(StaleLease, match=r"\(7\)"):
+            stalled.append("ada", turn(3), fence=6)
+    finally:
+        stalled.close()
+
+
+def test_fencing_reads_of_an_unknown_conversation_keep_the_newest_token(shared):
+    assert shared.load_since("ada", 0, fence=5) is None
+    assert shared.load_since("ada", 0, fence=7) is None  # a newer lease raises it
+    assert shared.load_since("ada", 0, fence=6) is None  # an older one does not lower it
+    assert stored_fence(shared, "ada") in (7, b"7")
+    assert unknown_everywhere(shared, "ada")
+    for token in (5, 6):
+        with pytest.raises(StaleLease, match=r"\(7\)"):
+            shared.append("ada", turn(1), fence=token)
+    shared.replace("ada", turn(1), fence=7)  # a replace may be the first write too
+    assert shared.load_since("ada", 0) == Since(turn(1), 1, True)
+    assert shared.conversation_ids() == ["ada"]
+
+
+def test_a_write_without_a_token_makes_a_fenced_unknown_conversation(shared):
+    assert shared.load_since("ada", 0, fence=5) is None
+    shared.append("ada", turn(1))  # no lock store: never refused
+    assert shared.load_since("ada", 0) == Since(turn(1), 1, True)
+    assert shared.conversation_ids() == ["ada"]
+    with pytest.raises(StaleLease, match=r"\(5\)"):  # the read's token is kept
+        shared.append("ada", turn(2), fence=4)
+
+
+def test_a_read_with_token_0_or_none_of_an_unknown_conversation_records_nothing(shared):
+    assert shared.load_since("ada", 0) is None
+    assert shared.load_since("ada", 0, fence=0) is None
     if is_redis(shared):
         assert list(shared._client.scan_iter(match=shared._prefix + ":*")) == []
-    shared.append("nobody", turn(1), fence=1)  # not fenced yet: there was nothing to read
-    assert shared.load("nobody") == turn(1)
+    else:
+        assert raw_sql(shared, "SELECT count(*) FROM conversations") == [(0,)]
+    shared.append("ada", turn(1), fence=0)
+    assert shared.load_since("ada", 0) == Since(turn(1), 1, True)
 
 
 def test_append_then_under_a_lost_lease_fails_its_chain(shared):
@@ -1501,6 +1576,75 @@ def test_redis_a_conversation_and_its_hash_expire_together():
             client.delete(key)
 
 
+def test_redis_the_hash_of_a_fenced_unknown_conversation_expires():
+    from coreactors.stores.redis import UNWRITTEN_FENCE_EXPIRY, RedisTrackerStore
+    assert UNWRITTEN_FENCE_EXPIRY == 86400
+    client = redis_client()
+    prefix = "coreactors-test-{}".format(uuid.uuid4().hex)
+    stores = [RedisTrackerStore(client, prefix=prefix, record_exp=exp)
+              for exp in (None, 100, 200000)]
+    plain, short, long = stores
+    try:
+        assert plain.load_since("ada", 0, fence=5) is None
+        # The token alone, in the hash only, for a day: no list, no first-seen place.
+        assert client.hgetall(prefix + ":meta:ada") == {b"fence": b"5"}
+        assert 86399 <= client.ttl(prefix + ":meta:ada") <= 86400
+        assert client.exists(prefix + ":events:ada") == 0
+        assert client.zscore(prefix + ":conversations", "ada") is None
+        # Each read that finds it still unwritten starts the day again.
+        client.expire(prefix + ":meta:ada", 50)
+        assert plain.load_since("ada", 0, fence=5) is None
+        assert 86399 <= client.ttl(prefix + ":meta:ada") <= 86400
+        # A record_exp longer than a day is kept instead, a shorter one is not.
+        assert short.load_since("bob", 0, fence=5) is None
+        assert 86399 <= client.ttl(prefix + ":meta:bob") <= 86400
+        assert long.load_since("cy", 0, fence=5) is None
+        assert 199999 <= client.ttl(prefix + ":meta:cy") <= 200000
+        # Its first write makes it the conversation's hash, with the conversation's expiry.
+        short.append("bob", turn(1), fence=5)
+        assert client.hgetall(prefix + ":meta:bob") == {b"fence": b"5", b"version": b"1"}
+        assert 99 <= client.ttl(prefix + ":meta:bob") <= 100
+        assert 99 <= client.ttl(prefix + ":events:bob") <= 100
+        assert short.load_since("bob", 0) == Since(turn(1), 1, True)
+        # Once it has expired, the conversation is as new: the token went with it.
+        client.pexpire(prefix + ":meta:ada", 1)
+        time.sleep(0.05)
+        assert client.exists(prefix + ":meta:ada") == 0
+        plain.append("ada", turn(2), fence=1)
+        assert plain.load_since("ada", 0) == Since(turn(2), 1, True)
+        # A hash whose list alone was lost keeps its expiry (none here): it is no placeholder.
+        client.delete(prefix + ":events:ada")
+        assert plain.load_since("ada", 0, fence=9) is None
+        assert client.ttl(prefix + ":meta:ada") == -1
+        assert client.hget(prefix + ":meta:ada", "fence") == b"9"
+    finally:
+        for store in stores:
+            store.close()
+        for key in client.scan_iter(match=prefix + ":*"):
+            client.delete(key)
+
+
+def test_postgresql_a_fenced_unknown_conversation_is_a_row_no_reader_sees(shared):
+    if is_redis(shared):
+        pytest.skip("only the PostgreSQL store keeps a row for it")
+    write_earlier_layout(shared, "old", [turn(0)])  # version 0 too, but it has rows
+    shared.append("first", turn(1))
+    assert shared.load_since("ada", 0, fence=5) is None
+    assert raw_sql(shared, "SELECT version, base, fence FROM conversations "
+                           "WHERE sender_id = %s", (b"ada",)) == [(0, 0, 5)]
+    assert unknown_everywhere(shared, "ada")
+    assert shared.conversation_ids() == ["old", "first"]
+    shared.append("bob", turn(2))
+    shared.append("ada", turn(3), fence=5)  # placed at its first write: after bob
+    assert shared.conversation_ids() == ["old", "first", "bob", "ada"]
+    assert shared.load_since("old", 0, fence=2) == Since(turn(0), 1, True)
+    # Reading again under the same lease draws no id from the sequence, nor does a known one.
+    ids = raw_sql(shared, "SELECT last_value FROM conversations_id_seq")
+    shared.load_since("ada", 1, fence=5)
+    shared.load_since("ada", 1, fence=6)
+    assert raw_sql(shared, "SELECT last_value FROM conversations_id_seq") == ids
+
+
 EARLIER_SQL_SCHEMA = (
     """CREATE TABLE conversations (id BIGSERIAL PRIMARY KEY, sender_id BYTEA NOT NULL UNIQUE)""",
     """CREATE TABLE events (seq BIGSERIAL PRIMARY KEY,
@@ -1587,3 +1731,20 @@ def test_postgresql_stores_numbering_one_conversation_at_once_agree(shared):
     assert shared.load_since("ada", 0).events[:12] == turn(0) + turn(1) + turn(2)
     versions = raw_sql(shared, "SELECT version FROM events ORDER BY seq")
     assert [version for (version,) in versions] == list(range(1, 3 + threads * appends + 1))
+
+
+def test_redis_a_fenced_unknown_conversations_hash_stops_expiring_at_its_first_write():
+    from coreactors.stores.redis import RedisTrackerStore
+    client = redis_client()
+    prefix = "coreactors-test-{}".format(uuid.uuid4().hex)
+    store = RedisTrackerStore(client, prefix=prefix)
+    try:
+        for sender_id, write in (("ada", store.append), ("bob", store.replace)):
+            assert store.load_since(sender_id, 0, fence=5) is None
+            assert client.ttl(prefix + ":meta:" + sender_id) > 0
+            write(sender_id, turn(1), fence=5)
+            assert client.ttl(prefix + ":meta:" + sender_id) == -1
+    finally:
+        store.close()
+        for key in client.scan_iter(match=prefix + ":*"):
+            client.delete(key)

@@ -202,9 +202,9 @@ class VersionedTrackerStore(TrackerStore):
     (a non-negative integer below 2**63; each new lease's is larger) to ``load_since`` and to
     its writes. The conversation keeps the newest token it has seen; a write with an older one
     is refused with ``StaleLease`` and writes nothing. Writes without a token are never
-    refused (one process, no lock store). A reader's token is only recorded for a conversation
-    that exists: the first write of a new conversation is not fenced against a reader that
-    found nothing.
+    refused (one process, no lock store). A reader's token is recorded even for a conversation
+    nobody has written yet (which stays unknown to every reader until its first write), so the
+    first write of an older lease holder that found nothing is refused too.
     """
 
     def load(self, sender_id: str) -> Optional[List[Dict[str, Any]]]:

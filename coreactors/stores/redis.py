@@ -15,7 +15,17 @@ Layout, under a key prefix (``coreactors`` unless configured):
 
 A conversation written before the hash existed (its list alone) still loads: its version is
 its list's length, its token 0; its first write (or a read with a token) makes the hash. The
-list is what makes a conversation known: a hash alone (its list lost by itself) does not.
+list is what makes a conversation known: a hash alone does not (its list lost by itself, or
+a hash with ``fence`` only, below).
+
+A read with a token of a conversation nobody has written yet records the token too, in a hash
+with ``fence`` only, so that the first write of an older lease holder is refused as any later
+one is: otherwise a holder that found nothing and then lost its lease could still make the
+conversation's first turn under the newer holder, which would write on top of a turn it never
+read. The conversation stays unknown (``load_since`` None, not in ``conversation_ids``) until
+its first write, which gives it its first-seen place. Nobody may ever write it, so that hash
+expires a day after the last such read (``record_exp`` if longer); its first write makes it
+the conversation's hash, which expires with the list (``record_exp``) or never.
 
 ``load_since``, ``append`` and ``replace`` are each one Lua script, so each is atomic and one
 round trip: a read with a token raises the conversation's token together with the read, and a
@@ -68,11 +78,29 @@ local function older(a, b)
 end
 """
 
-# KEYS: events list, meta hash; ARGV: the reader's version, its token or ''. Returns nil for
-# an unknown conversation, else {version, whole (0/1), rows}.
+# How long the hash that a read with a token makes for a conversation nobody has written lasts
+# (seconds; record_exp instead when longer): its token must outlive the lease holders that
+# found nothing, without keeping a hash forever for every sender that never got written.
+UNWRITTEN_FENCE_EXPIRY = 86400
+
+# KEYS: events list, meta hash; ARGV: the reader's version, its token or '', the expiry of a
+# hash with only a token (seconds). Returns nil for an unknown conversation, else {version,
+# whole (0/1), rows}.
 _LOAD = _OLDER + """
 local length = redis.call('LLEN', KEYS[1])
 if length == 0 then
+  -- Unknown. Its token is still recorded (the first write of an older holder is refused), in
+  -- the hash alone, which does not make it known; a hash without a version (nothing written
+  -- since it was made) lasts ARGV[3] seconds from this read.
+  if ARGV[2] ~= '' then
+    local meta = redis.call('HMGET', KEYS[2], 'version', 'fence')
+    if older(meta[2] or '0', ARGV[2]) then
+      redis.call('HSET', KEYS[2], 'fence', ARGV[2])
+    end
+    if not meta[1] then
+      redis.call('EXPIRE', KEYS[2], ARGV[3])
+    end
+  end
   return false
 end
 local meta = redis.call('HMGET', KEYS[2], 'version', 'fence')
@@ -113,6 +141,11 @@ local function write(kind, events, meta, sender, token, row)
   if redis.call('HEXISTS', meta, 'version') == 0 then
     -- New, or of the earlier layout (one element per write, no hash): its writes so far.
     redis.call('HSET', meta, 'version', redis.call('LLEN', events))
+    if expiry == 0 then
+      -- A hash a read made (a read with a token of an unwritten conversation, or of one of
+      -- the earlier layout) may have an expiry; a conversation without record_exp keeps it.
+      redis.call('PERSIST', meta)
+    end
   end
   if kind == 'r' then
     redis.call('DEL', events)
@@ -221,7 +254,8 @@ class RedisTrackerStore(VersionedTrackerStore):
         try:
             found = self._load_script(
                 keys=[self._events_key(sender_id), self._meta_key(sender_id)],
-                args=[version, "" if fence is None else str(fence)])
+                args=[version, "" if fence is None else str(fence),
+                      max(self._expiry, UNWRITTEN_FENCE_EXPIRY)])
         except _FAILURES as error:
             raise self._failure("load", sender_id, error) from error
         if found is None:

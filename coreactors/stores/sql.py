@@ -21,10 +21,22 @@ the other. A write whose token is older than the conversation's is refused with
 since). A replace is one transaction. ``load_since`` with a token first raises the
 conversation's token (committed), then reads.
 
+A read with a token of a conversation nobody has written yet records the token too: it makes
+the conversation's row with version 0 and that token, so that the first write of an older
+lease holder is refused as any later one is (otherwise a holder that found nothing and then
+lost its lease could still make the first turn under the newer holder, which would write on
+top of a turn it never read). Such a row (version 0, no event rows) is not a conversation yet:
+``load_since`` answers None and ``conversation_ids`` leaves it out. Its first write gives it a
+new ``id``, so its first-seen place is that of its first write, as if the read had made
+nothing (the row has no event rows to follow it). A row whose conversation is never written
+stays (one small row per such sender id; nothing expires in this store).
+
 A database made by the earlier layout (no versions) gets the new columns when a store
 connects. Its rows, version NULL, are numbered in order after the conversation's version the
 first time the store meets them (for a conversation of the earlier layout, 1, 2, ...; rows an
-earlier server wrote since come after the rest).
+earlier server wrote since come after the rest). Until then its conversations are at version 0
+too, but each has rows (the earlier layout wrote a conversation with its first row), so none
+is taken for one that only a read with a token made.
 
 Any other failure of the database becomes ``StoreError``: unreachable, timed out, refused, or
 a value it cannot store, such as a NUL character. The server answers 503 for the turns that
@@ -80,6 +92,14 @@ _INDEXES = (
     "WHERE version IS NULL",
 )
 
+# The id of a conversation's row at its first write: a row a read with a token made (version 0,
+# no event rows, so none refers to its id) takes the id this insert drew (EXCLUDED.id), giving
+# the conversation its first-seen place now. A row of the earlier layout (version 0 too) has
+# event rows, and keeps its id.
+_FIRST_SEEN = """id = CASE WHEN c.version = 0 AND NOT EXISTS (
+                              SELECT 1 FROM events AS f WHERE f.conversation = c.id)
+                          THEN EXCLUDED.id ELSE c.id END"""
+
 # A token of None (no lease) passes the check and leaves the conversation's as it is:
 # GREATEST ignores NULLs. The check also refuses a conversation that still has rows of the
 # earlier layout: they must be numbered first, or this write's version would repeat theirs.
@@ -88,7 +108,8 @@ WITH conversation AS (
     INSERT INTO conversations AS c (sender_id, version, base, fence)
     VALUES (%(sender)s, 1, 0, COALESCE(%(fence)s::bigint, 0))
     ON CONFLICT (sender_id) DO UPDATE
-        SET version = c.version + 1, fence = GREATEST(c.fence, %(fence)s::bigint)
+        SET version = c.version + 1, fence = GREATEST(c.fence, %(fence)s::bigint),
+            """ + _FIRST_SEEN + """
         WHERE (%(fence)s::bigint IS NULL OR %(fence)s::bigint >= c.fence)
           AND NOT EXISTS (SELECT 1 FROM events AS u
                           WHERE u.conversation = c.id AND u.version IS NULL)
@@ -112,7 +133,8 @@ ON CONFLICT (sender_id) DO UPDATE
                             WHERE u.conversation = c.id AND u.version IS NULL),
         version = c.version + 1 + (SELECT count(*) FROM events AS u
                                    WHERE u.conversation = c.id AND u.version IS NULL),
-        fence = GREATEST(c.fence, %(fence)s::bigint)
+        fence = GREATEST(c.fence, %(fence)s::bigint),
+        """ + _FIRST_SEEN + """
     WHERE %(fence)s::bigint IS NULL OR %(fence)s::bigint >= c.fence
 RETURNING id, version
 """
@@ -120,12 +142,25 @@ _FENCE = "SELECT fence FROM conversations WHERE sender_id = %s"
 _DELETE_EVENTS = "DELETE FROM events WHERE conversation = %s"
 _ADD_ROW = "INSERT INTO events (conversation, data, version) VALUES (%s, %s, %s)"
 # Writes only when it raises: a holder reading again under the same lease adds no row version.
-_RAISE_FENCE = ("UPDATE conversations SET fence = %(fence)s::bigint "
-                "WHERE sender_id = %(sender)s AND fence < %(fence)s::bigint")
+# A conversation without a row gets one (version 0: not known yet, see the module docstring);
+# the insert runs only then, so a known conversation's read draws no id from the sequence. Its
+# ON CONFLICT is for a row another store made after this statement's snapshot.
+_RAISE_FENCE = """
+WITH raised AS (
+    UPDATE conversations SET fence = %(fence)s::bigint
+    WHERE sender_id = %(sender)s AND fence < %(fence)s::bigint)
+INSERT INTO conversations AS c (sender_id, version, base, fence)
+SELECT %(sender)s, 0, 0, %(fence)s::bigint
+WHERE %(fence)s::bigint > 0
+  AND NOT EXISTS (SELECT 1 FROM conversations WHERE sender_id = %(sender)s)
+ON CONFLICT (sender_id) DO UPDATE SET fence = EXCLUDED.fence WHERE c.fence < EXCLUDED.fence
+"""
 # The conversation's version and base, whether it has unnumbered rows, and only the rows a
 # reader at version %(since)s lacks (all of them when it is at or before the last replace, or
-# ahead of the store), read in one snapshot, so the version matches the rows. A known
-# conversation gives at least one row (data NULL when nothing came after the version). The
+# ahead of the store), read in one snapshot, so the version matches the rows. A conversation
+# with a row gives at least one row (data NULL when nothing came after the version); it is
+# known unless its version is 0 and it has no unnumbered rows (a row a read with a token made:
+# every row of the earlier layout is unnumbered, so it has no event rows at all). The
 # conversation's part is MATERIALIZED so that its EXISTS runs once, not once per row.
 _LOAD_SINCE = """
 WITH c AS MATERIALIZED (
@@ -153,7 +188,11 @@ done AS (
 UPDATE conversations SET version = (SELECT max(version) FROM done)
 WHERE id = %(id)s AND EXISTS (SELECT 1 FROM done)
 """
-_CONVERSATION_IDS = "SELECT sender_id FROM conversations ORDER BY id"
+# The rows a read with a token made for a conversation nobody has written are left out.
+_CONVERSATION_IDS = """SELECT sender_id FROM conversations AS c
+                       WHERE c.version > 0
+                          OR EXISTS (SELECT 1 FROM events AS e WHERE e.conversation = c.id)
+                       ORDER BY c.id"""
 
 # An append or a load that found rows to number tries again; more than this many times means
 # something else keeps changing the conversation (earlier servers writing all the time).
@@ -248,7 +287,8 @@ class SQLTrackerStore(VersionedTrackerStore):
                 # could predate them. It takes the version and the rows together from that
                 # snapshot, rather than the rows up to a version the raise returned, since a
                 # replace committed in between would have deleted those. An unknown
-                # conversation is left as it is: the read finds nothing.
+                # conversation gets a row holding the token (not known yet: the read finds
+                # nothing).
                 connection.execute(_RAISE_FENCE, {"fence": fence, "sender": key})
             for _ in range(_ATTEMPTS):
                 rows = connection.execute(
@@ -256,7 +296,8 @@ class SQLTrackerStore(VersionedTrackerStore):
                 if not rows:
                     return None
                 if not rows[0][2]:
-                    return rows
+                    # Version 0 and nothing unnumbered: only a read with a token made it.
+                    return None if rows[0][0] == 0 else rows
                 _number(connection, key)
             raise self._failure("load", sender_id, "its rows of the earlier layout keep "
                                 "changing while they are numbered")
