@@ -1518,23 +1518,21 @@ def test_a_read_with_a_token_fences_a_conversation_of_the_earlier_layout(shared)
     assert shared.load_since("ada", 2) == Since(turn(3), 3, False)
 
 
-def test_racing_writers_to_one_conversation_count_every_write(shared):
-    # No lock of theirs: each has its own store (connection), as servers do.
-    threads, appends = 4, 50
-    stores = [another(shared) for _ in range(threads)]
-    start = threading.Barrier(threads)
+def race(stores, work):
+    """Runs ``work(number)`` on a thread per store, all starting together; closes the stores and
+    raises what any thread raised."""
+    start = threading.Barrier(len(stores))
     errors = []
 
-    def writer(number):
+    def run(number):
         try:
             start.wait()
-            for index in range(appends):
-                stores[number].append("shared", [
-                    {"event": "slot", "name": "w{}".format(number), "value": index}])
+            work(number)
         except BaseException as error:
             errors.append(error)
     try:
-        workers = [threading.Thread(target=writer, args=(number,)) for number in range(threads)]
+        workers = [threading.Thread(target=run, args=(number,))
+                   for number in range(len(stores))]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -1542,7 +1540,19 @@ def test_racing_writers_to_one_conversation_count_every_write(shared):
     finally:
         for each in stores:
             each.close()
-    assert not errors
+    assert not errors, errors
+
+
+def test_racing_writers_to_one_conversation_count_every_write(shared):
+    # No lock of theirs: each has its own store (connection), as servers do.
+    threads, appends = 4, 50
+    stores = [another(shared) for _ in range(threads)]
+
+    def writer(number):
+        for index in range(appends):
+            stores[number].append("shared", [
+                {"event": "slot", "name": "w{}".format(number), "value": index}])
+    race(stores, writer)
     loaded = shared.load_since("shared", 0)
     assert loaded.version == threads * appends and loaded.whole
     for number in range(threads):
@@ -1702,29 +1712,14 @@ def test_postgresql_stores_numbering_one_conversation_at_once_agree(shared):
     write_earlier_layout(shared, "ada", [turn(n) for n in range(3)])
     threads, appends = 4, 10
     stores = [another(shared) for _ in range(threads)]
-    start = threading.Barrier(threads)
-    errors = []
 
     def writer(number):
-        try:
-            start.wait()
-            if number % 2:
-                stores[number].load_since("ada", 1)
-            for index in range(appends):
-                stores[number].append("ada", [{"event": "slot", "name": str(number),
-                                               "value": index}])
-        except BaseException as error:
-            errors.append(error)
-    try:
-        workers = [threading.Thread(target=writer, args=(number,)) for number in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=120)
-    finally:
-        for each in stores:
-            each.close()
-    assert not errors
+        if number % 2:
+            stores[number].load_since("ada", 1)
+        for index in range(appends):
+            stores[number].append("ada", [{"event": "slot", "name": str(number),
+                                           "value": index}])
+    race(stores, writer)
     loaded = shared.load_since("ada", 3)
     assert loaded.version == 3 + threads * appends and not loaded.whole
     assert len(loaded.events) == threads * appends

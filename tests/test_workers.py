@@ -284,18 +284,6 @@ def greeting_model(tmp_path_factory):
                      MEMOIZATION_POLICIES)
 
 
-@pytest.fixture(scope="module")
-def shared_endpoints(tmp_path_factory):
-    """endpoints.yml with a Redis tracker store and lock store (what several processes need)."""
-    from live_server import start_redis, write
-    folder = str(tmp_path_factory.mktemp("redis"))
-    port = free_port()
-    redis = start_redis(port, folder)
-    block = "  type: redis\n  url: 127.0.0.1\n  port: {}\n".format(port)
-    yield write(os.path.join(folder, "endpoints.yml"),
-                "tracker_store:\n" + block + "lock_store:\n" + block)
-    redis.kill()
-    redis.wait()
 
 
 def tree(options: Dict[str, Any]) -> List[type]:

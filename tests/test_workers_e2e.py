@@ -17,8 +17,7 @@ from typing import Dict, List, Optional, Set
 import pytest
 
 from live_server import (
-    GREETING_DOMAIN, GREETING_STORIES, MEMOIZATION_POLICIES, Server, free_port, start_redis,
-    train_bot, write)
+    GREETING_DOMAIN, GREETING_STORIES, MEMOIZATION_POLICIES, Server, train_bot)
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"),
                                 reason="reads the server's processes and sockets from /proc")
@@ -33,16 +32,8 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def endpoints(tmp_path_factory):
-    """endpoints.yml: a Redis tracker store and lock store (skips without redis-server)."""
-    folder = str(tmp_path_factory.mktemp("redis"))
-    port = free_port()
-    redis = start_redis(port, folder)
-    block = "  type: redis\n  url: 127.0.0.1\n  port: {}\n".format(port)
-    yield write(os.path.join(folder, "endpoints.yml"),
-                "tracker_store:\n" + block + "lock_store:\n" + block)
-    redis.kill()
-    redis.wait()
+def endpoints(shared_endpoints):
+    return shared_endpoints
 
 
 # -- the server's processes and sockets, from /proc ---------------------------------------------

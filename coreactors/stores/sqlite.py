@@ -67,8 +67,9 @@ from twisted.logger import Logger
 
 from coreactors.log_observers import levelled
 from coreactors.stores.base import (
-    Done, StoreError, TrackerStore, WriteChain, call_done, chain_failure, check_sender_id,
+    Done, StoreError, TrackerStore, WriteChain, check_sender_id,
     encode_events)
+from coreactors.stores.writer import Write
 
 log = Logger(observer=levelled)
 
@@ -370,9 +371,7 @@ class SQLiteTrackerStore(TrackerStore):
 
     @staticmethod
     def _wait_for(write: "_Write") -> None:
-        write.wait()
-        if write.error is not None:
-            raise write.error
+        write.wait()  # raises the write's StoreError, if it failed
 
     def _process(self, batch: List["_Write"]) -> None:
         """Does the writes of a batch in order: runs of appends in one transaction each."""
@@ -534,52 +533,18 @@ class _Reader:
                 pass  # it only read: nothing of the store's is lost with it
 
 
-class _Write:
+class _Write(Write):
     """One write waiting for the writer thread: an append, a replace, or a ``then`` (no write:
-    only called back once its chain's earlier writes are done)."""
+    only called back once its chain's earlier writes are done); its events, then their
+    encoded texts."""
 
-    __slots__ = ("sender_id", "kind", "events", "texts", "done", "chain", "error", "_signal")
+    __slots__ = ("events", "texts")
 
     def __init__(self, sender_id: str, kind: str, events: Any, done: Optional[Done],
                  chain: Optional[WriteChain]) -> None:
-        self.sender_id = sender_id
-        self.kind = kind
+        super().__init__(sender_id, kind, done=done, chain=chain)
         self.events = events
         self.texts: List[str] = []
-        self.done = done
-        self.chain = chain
-        self.error: Optional[StoreError] = None
-        self._signal: Optional[threading.Lock] = None
-        if done is None:
-            # A caller that waits: wait() blocks until resolve() releases this.
-            self._signal = threading.Lock()
-            self._signal.acquire()
-
-    def fail(self, error: StoreError) -> None:
-        self.error = error
-        if self.chain is not None:
-            self.chain.failed = True
-
-    def stopped_by_chain(self) -> bool:
-        """True, and this write failed, when an earlier write of its chain failed."""
-        if self.chain is None or not self.chain.failed:
-            return False
-        if self.error is None:
-            self.error = chain_failure(self.sender_id)
-        return True
-
-    def resolve(self) -> None:
-        """The write is done (``error`` tells how): counts it and tells the caller."""
-        if self.chain is not None:
-            self.chain.confirmed += 1
-        if self.done is not None:
-            call_done(self.done, self.error)
-        elif self._signal is not None:
-            self._signal.release()
-
-    def wait(self) -> None:
-        if self._signal is not None:
-            self._signal.acquire()
 
 
 def _write_loop(requests: "queue.SimpleQueue[Optional[_Write]]",

@@ -55,14 +55,16 @@ class Write:
         if self.chain is not None:
             self.chain.failed = True
 
-    def _stopped_by_chain(self) -> bool:
+    def stopped_by_chain(self) -> bool:
+        """True, and this write failed, when an earlier write of its chain failed."""
         if self.chain is None or not self.chain.failed:
             return False
         if self.error is None:
             self.error = chain_failure(self.sender_id)
         return True
 
-    def _resolve(self) -> None:
+    def resolve(self) -> None:
+        """The write is done (``error`` tells how): counts it and tells the caller."""
         if self.chain is not None:
             self.chain.confirmed += 1
         if self.done is not None:
@@ -109,7 +111,7 @@ class BatchWriter:
                 return write
         write.fail(StoreError("{} tracker store: cannot write to conversation {!r}: the store "
                               "is closed".format(self._where, write.sender_id)))
-        write._resolve()
+        write.resolve()
         return write
 
     def close(self, timeout: float = 10.0) -> None:
@@ -149,7 +151,7 @@ class BatchWriter:
                             self._where, error)))
             finally:
                 for write in batch:
-                    write._resolve()
+                    write.resolve()
             if stop:
                 return
 
@@ -175,7 +177,7 @@ class BatchWriter:
         for write in wave:
             if write.error is not None:
                 write.fail(write.error)  # refused before writing: its chain stops here
-            elif not write._stopped_by_chain() and write.kind != THEN:
+            elif not write.stopped_by_chain() and write.kind != THEN:
                 live.append(write)
         if not live:
             return
